@@ -1,0 +1,61 @@
+"""Deploy a model from a Jupyter notebook as a BentoML Bento served on Ray Serve.
+
+Importing this package is cheap: ray, bentoml and scikit-learn are imported only by the
+functions that need them, because the Jupyter server imports it at start-up.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Deployment",
+    "__version__",
+    "deploy",
+    "get",
+    "list_deployments",
+    "load_ipython_extension",
+    "rollback",
+    "scale",
+    "start_cluster",
+    "stop_cluster",
+    "undeploy",
+]
+
+_API = {"deploy", "get", "list_deployments", "rollback", "scale", "start_cluster",
+        "stop_cluster", "undeploy"}  # fmt: skip
+
+if TYPE_CHECKING:
+    from .api import (
+        deploy,
+        get,
+        list_deployments,
+        rollback,
+        scale,
+        start_cluster,
+        stop_cluster,
+        undeploy,
+    )
+    from .deployment import Deployment
+
+
+def __getattr__(name: str) -> Any:
+    # PEP 562 lazy attributes: `jupyter_deploy.deploy` imports the API on first use only.
+    if name in _API:
+        from . import api
+
+        return getattr(api, name)
+    if name == "Deployment":
+        from .deployment import Deployment
+
+        return Deployment
+    raise AttributeError(f"module 'jupyter_deploy' has no attribute {name!r}")
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext jupyter_deploy``: register the %deploy magics."""
+    from .magics import DeployMagics
+
+    ipython.register_magics(DeployMagics)

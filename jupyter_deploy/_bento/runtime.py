@@ -1,0 +1,259 @@
+"""Model runtime shipped inside every Bento as ``jd_runtime.py``.
+
+It turns a JSON payload into the model's input, validates it against the input schema
+captured at deploy time, and turns predictions into JSON. Both servers of a Bento use it,
+so they answer identically: the Bento's own ``service.py`` (``bentoml serve``) and the
+Ray Serve replica of jupyter_deploy. It must stay standalone: it imports only the standard
+library, numpy, pandas and cloudpickle, never jupyter_deploy.
+
+NaN policy: a column accepts ``null``/``NaN`` only if the training sample had missing
+values in it (or the deployment set ``allow_nan``); infinities are always rejected, as
+scikit-learn would fail on them with a server error.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cloudpickle
+import numpy as np
+
+try:  # orjson parses and dumps several times faster; the runtime works without it.
+    import orjson
+
+    def loads(body: bytes) -> Any:
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            # Python's json (and so many clients) writes NaN/Infinity, which orjson
+            # refuses; parse those leniently so the NaN policy can name the column.
+            return json.loads(body)
+
+    def dumps(obj: Any) -> bytes:
+        return orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY)
+
+except ImportError:  # pragma: no cover - depends on the serving environment
+
+    def loads(body: bytes) -> Any:
+        return json.loads(body)
+
+    def dumps(obj: Any) -> bytes:
+        return json.dumps(obj).encode()
+
+
+MODEL_FILE = "model.pkl"
+SCHEMA_FILE = "input_schema.json"
+NUMBER_KINDS = ("float", "integer", "bool")
+MAX_NAMED_ERRORS = 5
+
+
+class InputError(ValueError):
+    """The client sent something the model cannot take (HTTP 400)."""
+
+    status = 400
+
+
+class PayloadTooLarge(InputError):
+    """The batch has more rows than the deployment accepts (HTTP 413)."""
+
+    status = 413
+
+
+class ModelRejected(InputError):
+    """The input passed the schema but the model refused it (HTTP 422)."""
+
+    status = 422
+
+
+@dataclass
+class Column:
+    """One input feature: its name, kind, numpy dtype and whether it may be missing."""
+
+    name: str
+    kind: str  # "float" | "integer" | "bool" | "string" | "datetime"
+    dtype: str
+    nullable: bool = False
+
+
+@dataclass
+class InputSchema:
+    """The model's input: ordered columns, and whether the model takes a DataFrame."""
+
+    columns: list[Column]
+    frame: bool
+    source: str = "sample"  # where it was inferred from, for the summary
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> InputSchema:
+        cols = [Column(**c) for c in data["columns"]]
+        return cls(cols, data["frame"], data.get("source", "sample"), data.get("extra", {}))
+
+
+def _check_value(col: Column, value: Any, row: int) -> Any:
+    """Return ``value`` fit for ``col`` or raise :class:`InputError` naming the problem."""
+    missing = value is None or (isinstance(value, float) and math.isnan(value))
+    if missing:
+        if col.nullable:
+            return None if col.kind == "string" else float("nan")
+        raise InputError(
+            f"instance {row}: column '{col.name}' is null, and this model does not accept "
+            "missing values there"
+        )
+    if col.kind in NUMBER_KINDS:
+        if isinstance(value, str) or not isinstance(value, int | float):
+            raise InputError(f"instance {row}: column '{col.name}' expects a number, got {value!r}")
+        if isinstance(value, float) and math.isinf(value):
+            raise InputError(f"instance {row}: column '{col.name}' is not finite")
+        if col.kind == "integer" and isinstance(value, float) and not value.is_integer():
+            raise InputError(
+                f"instance {row}: column '{col.name}' expects an integer, got {value!r}"
+            )
+        return value
+    if col.kind == "string":
+        if not isinstance(value, str | int | float | bool):
+            raise InputError(f"instance {row}: column '{col.name}' expects a string, got {value!r}")
+        return value
+    if not isinstance(value, str | int | float):  # datetime: ISO string or epoch
+        raise InputError(f"instance {row}: column '{col.name}' expects a date, got {value!r}")
+    return value
+
+
+def _names(items: list[str]) -> str:
+    shown = ", ".join(repr(n) for n in items[:MAX_NAMED_ERRORS])
+    return shown + (f" (+{len(items) - MAX_NAMED_ERRORS} more)" if len(items) > 5 else "")
+
+
+class ModelRuntime:
+    """A loaded model plus its schema: payload in, JSON-able predictions out."""
+
+    def __init__(self, model: Any, schema: InputSchema, max_batch_rows: int = 10_000) -> None:
+        self.model = model
+        self.schema = schema
+        self.max_batch_rows = max_batch_rows
+        self._index = {c.name: i for i, c in enumerate(schema.columns)}
+        self._all_float = all(c.kind == "float" and not c.nullable for c in schema.columns)
+        self.methods = [m for m in ("predict", "predict_proba") if hasattr(model, m)]
+
+    @classmethod
+    def from_dir(cls, path: str | Path, max_batch_rows: int = 10_000) -> ModelRuntime:
+        """Load the model and schema that :func:`save_model_files` wrote into ``path``."""
+        path = Path(path)
+        with open(path / MODEL_FILE, "rb") as f:
+            model = cloudpickle.load(f)
+        schema = InputSchema.from_dict(json.loads((path / SCHEMA_FILE).read_text()))
+        return cls(model, schema, max_batch_rows)
+
+    # -- payload -> model input -------------------------------------------------------
+    def instances_from_body(self, body: bytes) -> list[Any]:
+        """Parse a request body ``{"instances": [...]}``; raise InputError if malformed."""
+        try:
+            payload = loads(body)
+        except ValueError as exc:
+            raise InputError(f"malformed JSON body: {exc}") from None
+        if not isinstance(payload, dict) or "instances" not in payload:
+            raise InputError('the body must be a JSON object {"instances": [...]}')
+        return payload["instances"]
+
+    def to_model_input(self, instances: Any) -> Any:
+        """Validate ``instances`` (records or rows) and build the model's input."""
+        if not isinstance(instances, list):
+            raise InputError('"instances" must be a list of records or rows')
+        if not instances:
+            raise InputError('"instances" is empty: send at least one record or row')
+        if len(instances) > self.max_batch_rows:
+            raise PayloadTooLarge(
+                f"batch of {len(instances)} rows exceeds this deployment's limit of "
+                f"{self.max_batch_rows} rows per request; split it"
+            )
+        rows = [self._row(inst, i) for i, inst in enumerate(instances)]
+        return self._frame(rows)
+
+    def _row(self, inst: Any, i: int) -> list[Any]:
+        cols = self.schema.columns
+        if isinstance(inst, dict):
+            if len(inst) != len(cols) or any(k not in self._index for k in inst):
+                missing = [c.name for c in cols if c.name not in inst]
+                extra = [str(k) for k in inst if k not in self._index]
+                parts = []
+                if missing:
+                    parts.append(f"missing column(s) {_names(missing)}")
+                if extra:
+                    parts.append(f"unknown column(s) {_names(extra)}")
+                raise InputError(
+                    f"instance {i}: "
+                    + "; ".join(parts)
+                    + f" (expected {_names(self.schema.names)})"
+                )
+            values = [inst[c.name] for c in cols]
+        elif isinstance(inst, list):
+            if len(inst) != len(cols):
+                raise InputError(
+                    f"instance {i} has {len(inst)} values, expected {len(cols)} "
+                    f"({_names(self.schema.names)})"
+                )
+            values = inst
+        else:
+            raise InputError(
+                f"instance {i} must be a record (object) or a row (list), got {inst!r}"
+            )
+        if self._all_float:  # fast path for the common all-numeric model
+            for c, v in zip(cols, values, strict=True):
+                if not (type(v) is int or (type(v) is float and math.isfinite(v))):
+                    _check_value(c, v, i)
+            return values
+        return [_check_value(c, v, i) for c, v in zip(cols, values, strict=True)]
+
+    def _frame(self, rows: list[list[Any]]) -> Any:
+        if not self.schema.frame:
+            dtype = self.schema.columns[0].dtype if self._all_float else None
+            return np.asarray(rows, dtype=dtype)
+        import pandas as pd
+
+        df = pd.DataFrame(rows, columns=self.schema.names)
+        for c in self.schema.columns:
+            if c.kind == "datetime":
+                try:
+                    df[c.name] = pd.to_datetime(df[c.name])
+                except (ValueError, TypeError) as exc:
+                    raise InputError(f"column '{c.name}': {exc}") from None
+            elif c.kind != "string" and not c.nullable:
+                df[c.name] = df[c.name].astype(c.dtype)
+            elif c.dtype.startswith("category"):
+                df[c.name] = df[c.name].astype("category")
+        return df
+
+    # -- model calls -----------------------------------------------------------------
+    def call(self, method: str, instances: Any) -> dict[str, Any]:
+        """Run ``method`` on validated ``instances`` and return the JSON answer."""
+        if method not in self.methods:
+            raise InputError(f"this model has no {method}; available: {self.methods}")
+        x = self.to_model_input(instances)
+        try:
+            out = getattr(self.model, method)(x)
+        except (ValueError, TypeError, KeyError) as exc:
+            # The input passed the schema but the model refused it (an unseen category
+            # with handle_unknown='error', say): the client's data, not a server fault.
+            raise ModelRejected(f"the model rejected the input: {exc}") from None
+        answer: dict[str, Any] = {"predictions": np.asarray(out).tolist()}
+        if method == "predict_proba" and hasattr(self.model, "classes_"):
+            answer["classes"] = np.asarray(self.model.classes_).tolist()
+        return answer
+
+
+def save_model_files(path: str | Path, model_bytes: bytes, schema: InputSchema) -> None:
+    """Write the pickled model and its schema where :meth:`ModelRuntime.from_dir` reads."""
+    path = Path(path)
+    (path / MODEL_FILE).write_bytes(model_bytes)
+    (path / SCHEMA_FILE).write_text(json.dumps(schema.to_dict(), indent=2))

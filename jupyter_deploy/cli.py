@@ -1,0 +1,120 @@
+"""``jupyter-deploy``: the same API from a shell, for scripts and CI.
+
+Exit codes: 0 success; 1 the operation failed; 2 bad usage; 3 no such deployment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from .errors import DeploymentNotFoundError, JupyterDeployError
+
+EXIT_FAILED, EXIT_USAGE, EXIT_NOT_FOUND = 1, 2, 3
+
+
+def _print(data: Any, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(data, indent=2, default=str))
+    elif isinstance(data, dict):
+        for key, value in data.items():
+            print(f"{key}: {value}")
+    else:
+        print(data)
+
+
+def _cluster(args: argparse.Namespace) -> Any:
+    from . import api, cluster
+    from .settings import Settings
+
+    if args.action == "start":
+        info = api.start_cluster()
+        return {"address": info.address, "embedded": info.embedded, "pid": info.pid,
+                "http": f"http://{info.http_host}:{info.http_port}"}  # fmt: skip
+    if args.action == "stop":
+        stopped = api.stop_cluster()
+        return "Stopped the embedded cluster." if stopped else "No embedded cluster was running."
+    state = cluster.read_state(Settings.from_env())
+    if state is None:
+        return {"running": False}
+    return {"running": True, "address": state.address, "pid": state.pid,
+            "http": f"http://{state.http_host}:{state.http_port}"}  # fmt: skip
+
+
+def _list(args: argparse.Namespace) -> Any:
+    from . import api
+    from .deployment import DeploymentTable
+
+    table = DeploymentTable(api.list_deployments(address=args.address))
+    return table.rows() if args.json else repr(table)
+
+
+def _status(args: argparse.Namespace) -> Any:
+    from . import api
+
+    dep = api.get(args.name, address=args.address)
+    return {**dep.status(), "versions": dep.versions()}
+
+
+def _rollback(args: argparse.Namespace) -> Any:
+    from . import api
+
+    dep = api.rollback(args.name, address=args.address, progress=not args.json)
+    return {"name": dep.name, "version": dep.version, "url": dep.url}
+
+
+def _delete(args: argparse.Namespace) -> Any:
+    from . import api
+
+    api.undeploy(args.name, address=args.address)
+    return f"Deleted deployment '{args.name}'."
+
+
+def _config(args: argparse.Namespace) -> Any:
+    from .settings import describe
+
+    rows = describe()
+    if args.json:
+        return [{"variable": v, "default": d, "help": h} for v, d, h in rows]
+    return "\n".join(f"{v:<18} default {d or '(empty)'!s:<10} {h}" for v, d, h in rows)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="jupyter-deploy", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p.add_argument("--json", action="store_true", help="Print JSON.")
+    p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or embedded).")
+    sub = p.add_subparsers(dest="command", required=True)
+    c = sub.add_parser("cluster", help="Start, stop or inspect the embedded Ray cluster.")
+    c.add_argument("action", choices=["start", "stop", "status"])
+    c.set_defaults(func=_cluster)
+    sub.add_parser("list", help="List deployments.").set_defaults(func=_list)
+    for name, func, text in [
+        ("status", _status, "Status and versions of a deployment."),
+        ("rollback", _rollback, "Serve a deployment's previous version again."),
+        ("delete", _delete, "Delete a deployment."),
+    ]:
+        s = sub.add_parser(name, help=text)
+        s.add_argument("name")
+        s.set_defaults(func=func)
+    sub.add_parser("config", help="Settings and their variables.").set_defaults(func=_config)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        _print(args.func(args), args.json)
+    except DeploymentNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_NOT_FOUND
+    except JupyterDeployError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,219 @@
+"""The handle a user gets back: URL, token, versions, and calls against the endpoint.
+
+It is a thin view of the cluster's registry record; :meth:`Deployment.refresh` re-reads
+it, so a handle made in one kernel sees versions deployed from another.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import time
+from typing import Any
+
+from .errors import PredictionError
+from .registry import DeploymentRecord, VersionRecord
+
+
+def _instances(x: Any) -> list[Any]:
+    """Rows of a DataFrame, array or list as JSON-ready records or rows."""
+    if type(x).__name__ == "DataFrame":
+        return json.loads(x.to_json(orient="records", date_format="iso"))
+    if type(x).__name__ == "Series":
+        return [json.loads(x.to_json())]
+    if hasattr(x, "tolist"):
+        rows = x.tolist()
+        return rows if rows and isinstance(rows[0], list) else [rows]
+    return list(x)
+
+
+class Deployment:
+    """A deployed model. Obtain one from :func:`jupyter_deploy.deploy` or ``get``."""
+
+    def __init__(self, record: DeploymentRecord, base_url: str, status: dict[str, Any]) -> None:
+        self._record = record
+        self._base_url = base_url
+        self._status = status
+
+    # -- what it is -------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self._record.name
+
+    @property
+    def url(self) -> str:
+        return f"{self._base_url}/{self.name}"
+
+    @property
+    def token(self) -> str | None:
+        """Bearer token clients send; None when the deployment was made with auth off."""
+        return self._record.token if self.spec.get("auth", True) else None
+
+    @property
+    def version(self) -> int | None:
+        return self._record.live
+
+    @property
+    def live(self) -> VersionRecord:
+        assert self._record.live is not None
+        return self._record.version(self._record.live)
+
+    @property
+    def bento_tag(self) -> str:
+        return self.live.bento_tag
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        return self.live.spec
+
+    def versions(self) -> list[dict[str, Any]]:
+        """Every version with its Bento tag, creation time, and whether it is live."""
+        return [
+            {
+                "version": v.version,
+                "bento_tag": v.bento_tag,
+                "created": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(v.created)),
+                "live": v.version == self._record.live,
+            }
+            for v in self._record.versions
+        ]
+
+    def curl(self, method: str = "predict") -> str:
+        """A ready-to-paste curl line for one instance of the input schema."""
+        cols = self.live.meta.get("input_schema", {}).get("columns", [])
+        example = {c["name"]: (0 if c["kind"] != "string" else "a") for c in cols}
+        auth = f" -H 'Authorization: Bearer {self.token}'" if self.token else ""
+        body = json.dumps({"instances": [example]})
+        return (
+            f"curl -s -X POST {self.url}/{method}{auth} "
+            f"-H 'Content-Type: application/json' -d '{body}'"
+        )
+
+    # -- calls ------------------------------------------------------------------------
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
+    def _post(self, method: str, x: Any) -> dict[str, Any]:
+        import httpx
+
+        try:
+            resp = httpx.post(
+                f"{self.url}/{method}",
+                json={"instances": _instances(x)},
+                headers=self._headers(),
+                timeout=60,
+            )
+        except httpx.HTTPError as exc:
+            raise PredictionError(f"{self.url} is unreachable: {exc}", 503) from None
+        if resp.status_code != 200:
+            try:
+                message = resp.json().get("error", resp.text)
+            except ValueError:
+                message = resp.text
+            raise PredictionError(f"{self.name}: {message}", resp.status_code)
+        return resp.json()
+
+    def predict(self, x: Any) -> Any:
+        """Predictions of the live version for the rows of ``x`` (as a numpy array)."""
+        import numpy as np
+
+        return np.asarray(self._post("predict", x)["predictions"])
+
+    def predict_proba(self, x: Any) -> Any:
+        import numpy as np
+
+        return np.asarray(self._post("predict_proba", x)["predictions"])
+
+    # -- lifecycle (delegates to the API so every front door shares one path) -----------
+    def refresh(self) -> Deployment:
+        from .api import get
+
+        fresh = get(self.name)
+        self._record, self._status = fresh._record, fresh._status
+        return self
+
+    def status(self) -> dict[str, Any]:
+        """Live status from the cluster: Serve state, replicas by state, version, URL."""
+        from . import serving
+
+        self.refresh()
+        return {"name": self.name, "version": self.version, "url": self.url,
+                **serving.application_status(self.name)}  # fmt: skip
+
+    def rollback(self) -> Deployment:
+        """Serve the version that was live before the current one again."""
+        from .api import rollback
+
+        return rollback(self.name)
+
+    def scale(self, min_replicas: int, max_replicas: int) -> Deployment:
+        """Change the replica range without restarting replicas."""
+        from .api import scale
+
+        return scale(self.name, min_replicas, max_replicas)
+
+    def delete(self) -> None:
+        from .api import undeploy
+
+        undeploy(self.name)
+
+    # -- display ----------------------------------------------------------------------
+    def __repr__(self) -> str:
+        return (
+            f"<Deployment {self.name} v{self.version} {self.url} {self._status.get('status', '')}>"
+        )
+
+    def _repr_html_(self) -> str:
+        replicas = self._status.get("replicas", {})
+        auto = self.spec.get("autoscaling", {})
+        rows = [
+            ("URL", f"<code>{html.escape(self.url)}</code>"),
+            ("Version", f"v{self.version} &nbsp; <code>{html.escape(self.bento_tag)}</code>"),
+            ("Status", html.escape(str(self._status.get("status", "")))),
+            ("Replicas", f"{replicas.get('RUNNING', 0)} running "
+                         f"(min {auto.get('min_replicas')}, max {auto.get('max_replicas')})"),
+            ("Token", f"<code>{html.escape(self.token)}</code>" if self.token else "auth off"),
+            ("Try it", f"<code style='white-space:pre-wrap'>{html.escape(self.curl())}</code>"),
+        ]  # fmt: skip
+        body = "".join(
+            f"<tr><th style='text-align:left'>{k}</th><td style='text-align:left'>{v}</td></tr>"
+            for k, v in rows
+        )
+        caption = f"<caption style='text-align:left'><b>{html.escape(self.name)}</b></caption>"
+        return f"<table>{caption}{body}</table>"
+
+
+class DeploymentTable(list[Deployment]):
+    """A list of deployments that shows as a table in a notebook (``%deployments``)."""
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "name": d.name,
+                "version": d.version,
+                "status": d._status.get("status", ""),
+                "replicas": d._status.get("replicas", {}).get("RUNNING", 0),
+                "url": d.url,
+                "bento": d.bento_tag,
+            }
+            for d in self
+        ]
+
+    def __repr__(self) -> str:
+        if not self:
+            return "No deployments."
+        return "\n".join(
+            f"{r['name']:<20} v{r['version']:<4} {r['status']:<10} "
+            f"{r['replicas']} replica(s)  {r['url']}"
+            for r in self.rows()
+        )
+
+    def _repr_html_(self) -> str:
+        if not self:
+            return "<i>No deployments.</i>"
+        head = "".join(f"<th>{k}</th>" for k in self.rows()[0])
+        body = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in r.values()) + "</tr>"
+            for r in self.rows()
+        )
+        return f"<table><tr>{head}</tr>{body}</table>"

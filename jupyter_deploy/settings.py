@@ -1,0 +1,99 @@
+"""Configuration read from the environment, with defaults that work with nothing set.
+
+Every setting is one environment variable; ``jupyter-deploy config`` and the README list
+them with the help text below, so the table cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+
+def _setting(default: str, help: str) -> str:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Effective configuration. Build it with :meth:`from_env`."""
+
+    ray_address: str = _setting(
+        "",
+        "RAY_ADDRESS: address of an existing Ray cluster (host:port). Empty: use the "
+        "embedded local cluster, started on first use.",
+    )
+    home: str = _setting(
+        str(Path.home() / ".jupyter_deploy"),
+        "JD_HOME: where the embedded cluster keeps its state file and logs.",
+    )
+    ray_port: str = _setting("6380", "JD_RAY_PORT: GCS port of the embedded Ray head.")
+    http_host: str = _setting(
+        "127.0.0.1", "JD_HTTP_HOST: interface the endpoints listen on (0.0.0.0 for all)."
+    )
+    http_port: str = _setting("8000", "JD_HTTP_PORT: port of the Ray Serve HTTP ingress.")
+    proxy_location: str = _setting(
+        "HeadOnly",
+        "JD_PROXY_LOCATION: where Ray Serve runs HTTP proxies: HeadOnly (one endpoint "
+        "address) or EveryNode (put your own load balancer in front of the nodes).",
+    )
+    num_cpus: str = _setting(
+        "",
+        "JD_NUM_CPUS: logical CPUs the embedded head offers to replicas. Empty: twice the "
+        "machine's cores (small models leave replicas mostly idle).",
+    )
+    ha_proxy: str = _setting(
+        "1",
+        "JD_HA_PROXY: 1 runs Ray Serve's bundled HAProxy ingress on the embedded cluster "
+        "(several times the throughput of the Python proxy); 0 uses the Python proxy.",
+    )
+    start_timeout: str = _setting(
+        "90", "JD_START_TIMEOUT: seconds to wait for the embedded cluster to start."
+    )
+    deploy_timeout: str = _setting(
+        "180", "JD_DEPLOY_TIMEOUT: seconds to wait for a new version to become ready."
+    )
+    public_url: str = _setting(
+        "",
+        "JD_PUBLIC_URL: base URL clients use to reach the endpoints, when it differs from "
+        "http://JD_HTTP_HOST:JD_HTTP_PORT (a proxy, a remote cluster).",
+    )
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        """Read every setting from ``environ`` (default: ``os.environ``)."""
+        env = os.environ if environ is None else environ
+        values = {}
+        for f in fields(cls):
+            var = env_var(f.name)
+            if var in env:
+                values[f.name] = env[var]
+        return cls(**values)
+
+    @property
+    def home_path(self) -> Path:
+        return Path(self.home).expanduser()
+
+    @property
+    def http_port_int(self) -> int:
+        return int(self.http_port)
+
+    def cpus(self) -> float:
+        """Logical CPUs of the embedded head."""
+        if self.num_cpus:
+            return float(self.num_cpus)
+        return float(2 * (os.cpu_count() or 1))
+
+
+def env_var(field_name: str) -> str:
+    """Environment variable of a settings field."""
+    return "RAY_ADDRESS" if field_name == "ray_address" else "JD_" + field_name.upper()
+
+
+def describe() -> list[tuple[str, str, str]]:
+    """(variable, default, help) for every setting, for the CLI and the docs."""
+    return [
+        (env_var(f.name), str(f.default), f.metadata["help"].split(": ", 1)[1])
+        for f in fields(Settings)
+    ]

@@ -1,0 +1,112 @@
+"""The typed deployment spec that travels from every front door to the cluster.
+
+The magics, the Python API, the CLI and the panel all build a :class:`DeploymentSpec`
+and hand it to :func:`jupyter_deploy.api.deploy`; the serving layer turns it into Ray
+Serve options, and the registry stores it as JSON beside each version.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .errors import InvalidSpecError
+
+# A deployment name is also its route (/<name>) and part of its Bento tag, so it must be
+# a safe URL segment and a valid BentoML name: lowercase letters, digits, - and _.
+_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+
+
+@dataclass(frozen=True)
+class Autoscaling:
+    """Ray Serve autoscaling: replicas between min and max, scaled on ongoing requests."""
+
+    min_replicas: int = 1
+    max_replicas: int = 2
+    target_ongoing_requests: float = 8.0
+    # Ray's defaults wait 30 s / 600 s; a notebook user wants to see scaling happen.
+    upscale_delay_s: float = 5.0
+    downscale_delay_s: float = 60.0
+
+    def validate(self) -> None:
+        if self.min_replicas < 0:
+            raise InvalidSpecError(f"min_replicas must be >= 0, got {self.min_replicas}.")
+        if self.max_replicas < max(1, self.min_replicas):
+            raise InvalidSpecError(
+                f"max_replicas ({self.max_replicas}) must be >= 1 and >= min_replicas "
+                f"({self.min_replicas})."
+            )
+        if self.target_ongoing_requests <= 0:
+            raise InvalidSpecError("target_ongoing_requests must be > 0.")
+
+
+@dataclass(frozen=True)
+class Resources:
+    """Per-replica resources requested from Ray."""
+
+    num_cpus: float = 0.5
+    num_gpus: float = 0.0
+    # Custom Ray resources, e.g. {"worker_node": 0.01} to pin replicas to some nodes.
+    custom: dict[str, float] = field(default_factory=dict)
+    # Concurrent requests one replica accepts before Ray queues them elsewhere.
+    max_ongoing_requests: int = 64
+
+    def validate(self) -> None:
+        if self.num_cpus < 0 or self.num_gpus < 0:
+            raise InvalidSpecError("num_cpus and num_gpus must be >= 0.")
+        if self.max_ongoing_requests < 1:
+            raise InvalidSpecError("max_ongoing_requests must be >= 1.")
+
+
+@dataclass(frozen=True)
+class DeploymentSpec:
+    """Everything that defines one deployment, except the model itself."""
+
+    name: str
+    autoscaling: Autoscaling = field(default_factory=Autoscaling)
+    resources: Resources = field(default_factory=Resources)
+    auth: bool = True
+    # Largest batch one request may carry; larger ones get 413.
+    max_batch_rows: int = 10_000
+
+    def __post_init__(self) -> None:
+        validate_name(self.name)
+        self.autoscaling.validate()
+        self.resources.validate()
+        if self.max_batch_rows < 1:
+            raise InvalidSpecError("max_batch_rows must be >= 1.")
+
+    @property
+    def route(self) -> str:
+        return f"/{self.name}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DeploymentSpec:
+        return cls(
+            name=data["name"],
+            autoscaling=Autoscaling(**data.get("autoscaling", {})),
+            resources=Resources(**data.get("resources", {})),
+            auth=data.get("auth", True),
+            max_batch_rows=data.get("max_batch_rows", 10_000),
+        )
+
+
+def validate_name(name: str) -> None:
+    """Raise :class:`InvalidSpecError` unless ``name`` can be a route and a Bento name."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise InvalidSpecError(
+            f"Invalid deployment name {name!r}: use 1-63 lowercase letters, digits, '-' or "
+            "'_', starting with a letter (it becomes the route /<name>)."
+        )
+
+
+def name_from_variable(variable: str) -> str:
+    """A deployment name derived from a Python variable name (``myModel`` -> ``mymodel``)."""
+    candidate = re.sub(r"[^a-z0-9_-]", "-", variable.lower()).strip("-_")
+    if not candidate or not candidate[0].isalpha():
+        candidate = "model-" + candidate
+    return candidate[:63]

@@ -1,0 +1,91 @@
+"""Shared fixtures: one embedded Ray cluster per test session, tiny models.
+
+The session gets its own JD_HOME, BENTOML_HOME and ports, so it never touches a
+developer's cluster or Bento store, and its teardown checks that no process of the
+cluster it started is left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# Before anything imports bentoml or ray: every path and port belongs to this session.
+_TMP = Path(tempfile.mkdtemp(prefix="jd-tests-"))
+os.environ["JD_HOME"] = str(_TMP / "home")
+os.environ["BENTOML_HOME"] = str(_TMP / "bentoml")
+os.environ.setdefault("JD_RAY_PORT", "6480")
+os.environ.setdefault("JD_HTTP_PORT", "8480")
+os.environ.setdefault("JD_NUM_CPUS", "8")  # room for surge rollouts of several deployments
+os.environ.pop("RAY_ADDRESS", None)
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.2) -> Any:
+    """Poll ``predicate`` until it returns a truthy value; fail with ``what`` on timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+@pytest.fixture(scope="session")
+def tmp_root() -> Path:
+    return _TMP
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[Any]:
+    """The embedded cluster, started once; stopped at the end with a leftover check."""
+    import jupyter_deploy as jd
+    from jupyter_deploy.cluster import session_pids
+
+    info = jd.start_cluster()
+    yield info
+    assert jd.stop_cluster() is True
+    assert session_pids(info.pid) == [], "Ray processes outlived stop_cluster()"
+    shutil.rmtree(_TMP, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def iris() -> tuple[Any, Any]:
+    from sklearn.datasets import load_iris
+
+    x, y = load_iris(return_X_y=True, as_frame=True)
+    x.columns = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+    return x, y
+
+
+@pytest.fixture(scope="session")
+def iris_pipe(iris: tuple[Any, Any]) -> Any:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    x, y = iris
+    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=300)).fit(x, y)
+
+
+@pytest.fixture(scope="session")
+def iris_dep(cluster: Any, iris_pipe: Any, iris: tuple[Any, Any]) -> Any:
+    """One deployment shared by the read-only HTTP tests."""
+    import jupyter_deploy as jd
+
+    return jd.deploy(iris_pipe, name="iris", sample=iris[0], progress=False)

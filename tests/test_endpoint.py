@@ -1,0 +1,105 @@
+"""The deployed endpoint over real HTTP on the session's Ray Serve: API, auth, bad input."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.cluster
+
+RECORD = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
+
+
+def post(dep: Any, route: str, body: Any, token: str | None = "use-dep") -> httpx.Response:
+    token = dep.token if token == "use-dep" else token
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return httpx.post(f"{dep.url}/{route}", content=content, headers=headers, timeout=30)
+
+
+def test_predictions_equal_the_kernel_model(iris_dep: Any, iris_pipe: Any,
+                                            iris: tuple[Any, Any]) -> None:  # fmt: skip
+    x = iris[0]
+    assert iris_dep.predict(x).tolist() == iris_pipe.predict(x).tolist()
+    assert np.allclose(iris_dep.predict_proba(x.head(10)), iris_pipe.predict_proba(x.head(10)))
+    rows = post(iris_dep, "predict", {"instances": x.head(5).to_numpy().tolist()})
+    assert rows.json()["predictions"] == iris_pipe.predict(x.head(5)).tolist()
+
+
+def test_bentoml_client_speaks_to_the_endpoint(iris_dep: Any, iris_pipe: Any,
+                                               iris: tuple[Any, Any]) -> None:  # fmt: skip
+    import bentoml
+
+    with bentoml.SyncHTTPClient(iris_dep.url, token=iris_dep.token) as client:
+        answer = client.predict(instances=[RECORD])
+        proba = client.predict_proba(instances=[RECORD])
+    expected = iris_pipe.predict(iris[0].head(1)).tolist()
+    assert answer["predictions"] == expected
+    assert proba["classes"] == [0, 1, 2]
+
+
+def test_every_route_requires_the_token(iris_dep: Any) -> None:
+    assert iris_dep.token and len(iris_dep.token) >= 32
+    for route in ["readyz", "livez", "schema.json", "docs.json", "metadata"]:
+        resp = httpx.get(f"{iris_dep.url}/{route}", timeout=10)
+        assert resp.status_code == 401, route
+        assert resp.headers["www-authenticate"] == "Bearer"
+    assert post(iris_dep, "predict", {"instances": [RECORD]}, token=None).status_code == 401
+    wrong = post(iris_dep, "predict", {"instances": [RECORD]}, token="x" * 32)
+    assert wrong.status_code == 401 and "bearer token" in wrong.json()["error"]
+    assert post(iris_dep, "predict", {"instances": [RECORD]}).status_code == 200
+
+
+def test_health_docs_and_metadata(iris_dep: Any) -> None:
+    headers = {"Authorization": f"Bearer {iris_dep.token}"}
+    get = lambda route: httpx.get(f"{iris_dep.url}/{route}", headers=headers, timeout=10)  # noqa: E731
+    assert get("readyz").status_code == 200 and get("livez").text == "ok"
+    routes = {r["name"] for r in get("schema.json").json()["routes"]}
+    assert routes == {"predict", "predict_proba"}
+    openapi = get("docs.json").json()
+    assert "/predict" in openapi["paths"] and openapi["openapi"].startswith("3.")
+    meta = get("metadata").json()
+    assert meta["version"] == iris_dep.version and meta["bento_tag"] == iris_dep.bento_tag
+    assert "text/html" in get("docs").headers["content-type"]
+
+
+BAD = [
+    (b"{not json", 400, "malformed JSON"),
+    ({"rows": [RECORD]}, 400, '{"instances": [...]}'),
+    ({"instances": [{k: v for k, v in RECORD.items() if k != "petal_width"}]}, 400,
+     "missing column(s) 'petal_width'"),
+    ({"instances": [{**RECORD, "colour": "red"}]}, 400, "unknown column(s) 'colour'"),
+    ({"instances": [{**RECORD, "sepal_width": "wide"}]}, 400, "'sepal_width' expects a number"),
+    ({"instances": [[1, 2, 3]]}, 400, "has 3 values, expected 4"),
+    ({"instances": []}, 400, "is empty"),
+    ({"instances": [RECORD] * 10_001}, 413, "limit of 10000 rows"),
+    ({"instances": [{**RECORD, "petal_width": None}]}, 400, "'petal_width' is null"),
+    (b'{"instances": [[1, 2, 3, NaN]]}', 400, "'petal_width' is null"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("body", "status", "needle"), BAD)
+def test_client_mistakes_get_4xx_naming_the_problem(iris_dep: Any, body: Any, status: int,
+                                                    needle: str) -> None:  # fmt: skip
+    resp = post(iris_dep, "predict", body)
+    assert resp.status_code == status
+    assert needle in resp.json()["error"]
+    assert post(iris_dep, "predict", {"instances": [RECORD]}).status_code == 200
+
+
+def test_wrong_method_and_route(iris_dep: Any) -> None:
+    headers = {"Authorization": f"Bearer {iris_dep.token}"}
+    assert httpx.get(f"{iris_dep.url}/predict", headers=headers).status_code == 405
+    missing = httpx.get(f"{iris_dep.url}/nope", headers=headers)
+    assert missing.status_code == 404 and "/predict" in missing.json()["error"]
+
+
+def test_handle_summary(iris_dep: Any) -> None:
+    html = iris_dep._repr_html_()
+    assert iris_dep.url in html and iris_dep.token in html and "curl" in html
+    assert iris_dep.status()["replicas"].get("RUNNING", 0) >= 1
+    assert iris_dep.versions()[-1]["live"] is True

@@ -1,0 +1,50 @@
+"""Spec validation, settings, and the import-cost rule for the package."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from jupyter_deploy.errors import InvalidSpecError
+from jupyter_deploy.settings import Settings, describe
+from jupyter_deploy.spec import Autoscaling, DeploymentSpec, Resources, name_from_variable
+
+
+def test_spec_round_trips_and_validates() -> None:
+    spec = DeploymentSpec("churn", Autoscaling(1, 4, 8), Resources(0.25, 0, {"gpu_node": 1}))
+    assert DeploymentSpec.from_dict(spec.to_dict()) == spec
+    assert spec.route == "/churn"
+    for bad in ["Churn", "1abc", "a b", "", "x" * 64, "a/b"]:
+        with pytest.raises(InvalidSpecError, match="Invalid deployment name"):
+            DeploymentSpec(bad)
+    with pytest.raises(InvalidSpecError, match="max_replicas"):
+        DeploymentSpec("a", Autoscaling(3, 2))
+    with pytest.raises(InvalidSpecError, match="num_cpus"):
+        DeploymentSpec("a", resources=Resources(num_cpus=-1))
+
+
+def test_names_from_variables() -> None:
+    assert name_from_variable("myModel") == "mymodel"
+    assert name_from_variable("rf_2") == "rf_2"
+    assert name_from_variable("_x") == "x"
+    assert name_from_variable("2fast") == "model-2fast"
+
+
+def test_settings_from_env_and_docs() -> None:
+    s = Settings.from_env({"RAY_ADDRESS": "10.0.0.1:6379", "JD_HTTP_PORT": "9000"})
+    assert s.ray_address == "10.0.0.1:6379" and s.http_port_int == 9000
+    assert Settings.from_env({}).http_host == "127.0.0.1"
+    variables = [v for v, _, _ in describe()]
+    assert "RAY_ADDRESS" in variables and "JD_HTTP_PORT" in variables
+
+
+def test_import_is_light() -> None:
+    code = (
+        "import sys, jupyter_deploy, jupyter_deploy.magics, jupyter_deploy.cli;"
+        "heavy = [m for m in ('ray', 'bentoml', 'sklearn', 'pandas') if m in sys.modules];"
+        "print(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

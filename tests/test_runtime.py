@@ -1,0 +1,130 @@
+"""The Bento runtime's validation: every client mistake is a 4xx naming the problem."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+
+from jupyter_deploy._bento.runtime import (
+    Column,
+    InputError,
+    InputSchema,
+    ModelRejected,
+    ModelRuntime,
+    PayloadTooLarge,
+)
+from jupyter_deploy.capture import capture
+
+
+@pytest.fixture(scope="module")
+def runtime(iris_pipe: Any, iris: tuple[Any, Any]) -> ModelRuntime:
+    cap = capture(iris_pipe, sample=iris[0])
+    return ModelRuntime(cap.model, cap.schema, max_batch_rows=50)
+
+
+RECORD = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
+
+
+def error_of(runtime: ModelRuntime, instances: Any) -> InputError:
+    with pytest.raises(InputError) as info:
+        runtime.call("predict", instances)
+    return info.value
+
+
+def test_records_and_rows_give_the_same_predictions(runtime: ModelRuntime, iris_pipe: Any,
+                                                    iris: tuple[Any, Any]) -> None:  # fmt: skip
+    x = iris[0].head(20)
+    records = json.loads(x.to_json(orient="records"))
+    rows = x.to_numpy().tolist()
+    expected = iris_pipe.predict(x).tolist()
+    assert runtime.call("predict", records)["predictions"] == expected
+    assert runtime.call("predict", rows)["predictions"] == expected
+
+
+def test_predict_proba_carries_classes(runtime: ModelRuntime) -> None:
+    answer = runtime.call("predict_proba", [RECORD])
+    assert answer["classes"] == [0, 1, 2]
+    assert math.isclose(sum(answer["predictions"][0]), 1.0)
+
+
+@pytest.mark.parametrize(
+    ("instances", "status", "needle"),
+    [
+        ([{k: v for k, v in RECORD.items() if k != "petal_width"}], 400, "missing column(s) 'petal_width'"),
+        ([{**RECORD, "colour": "red"}], 400, "unknown column(s) 'colour'"),
+        ([{**RECORD, "sepal_length": "wide"}], 400, "'sepal_length' expects a number"),
+        ([{**RECORD, "sepal_length": None}], 400, "'sepal_length' is null"),
+        ([{**RECORD, "sepal_length": float("inf")}], 400, "not finite"),
+        ([[1.0, 2.0, 3.0]], 400, "has 3 values, expected 4"),
+        ([[1.0, 2.0, 3.0, 4.0, 5.0]], 400, "has 5 values, expected 4"),
+        ([], 400, "is empty"),
+        ({"a": 1}, 400, "must be a list"),
+        (["row"], 400, "must be a record (object) or a row (list)"),
+        ([RECORD] * 51, 413, "exceeds this deployment's limit of 50 rows"),
+    ],
+)  # fmt: skip
+def test_bad_instances_are_client_errors(runtime: ModelRuntime, instances: Any, status: int,
+                                         needle: str) -> None:  # fmt: skip
+    err = error_of(runtime, instances)
+    assert err.status == status
+    assert needle in str(err)
+
+
+def test_oversized_batch_is_payload_too_large(runtime: ModelRuntime) -> None:
+    assert isinstance(error_of(runtime, [RECORD] * 51), PayloadTooLarge)
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [(b"{not json", "malformed JSON"), (b"[1, 2]", '{"instances": [...]}'),
+     (b'{"rows": []}', '{"instances": [...]}')],
+)  # fmt: skip
+def test_malformed_bodies(runtime: ModelRuntime, body: bytes, needle: str) -> None:
+    with pytest.raises(InputError) as info:
+        runtime.instances_from_body(body)
+    assert needle in str(info.value)
+
+
+def test_nan_allowed_only_where_the_schema_says_so() -> None:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    x = np.array([[1.0, np.nan], [2.0, 1.0], [3.0, 0.0], [4.0, 1.0]] * 5)
+    y = np.array([0, 1, 0, 1] * 5)
+    model = HistGradientBoostingClassifier(max_iter=5).fit(x, y)
+    cap = capture(model, sample=x)
+    assert [c.nullable for c in cap.schema.columns] == [False, True]
+    rt = ModelRuntime(cap.model, cap.schema)
+    assert len(rt.call("predict", [[1.0, None]])["predictions"]) == 1
+    assert "'x0' is null" in str(error_of(rt, [[None, 1.0]]))
+
+
+def test_model_refusal_is_422_not_500() -> None:
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+    from sklearn.tree import DecisionTreeClassifier
+    import pandas as pd
+
+    x = pd.DataFrame({"colour": ["red", "blue", "red", "green"]})
+    model = make_pipeline(OneHotEncoder(), DecisionTreeClassifier()).fit(x, [0, 1, 0, 1])
+    cap = capture(model, sample=x)
+    rt = ModelRuntime(cap.model, cap.schema)
+    assert rt.call("predict", [{"colour": "red"}])["predictions"] == [0]
+    err = error_of(rt, [{"colour": "purple"}])
+    assert isinstance(err, ModelRejected) and err.status == 422
+    assert "purple" in str(err)
+
+
+def test_integer_columns_reject_fractions() -> None:
+    schema = InputSchema([Column("n", "integer", "int64")], frame=False)
+
+    class Echo:
+        def predict(self, x: Any) -> Any:
+            return x[:, 0]
+
+    rt = ModelRuntime(Echo(), schema)
+    assert rt.call("predict", [[3]])["predictions"] == [3]
+    assert "expects an integer" in str(error_of(rt, [[2.5]]))

@@ -1,0 +1,143 @@
+"""Versions: zero-failure rollout and rollback under traffic, failed versions, other kernels."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+import cloudpickle
+import httpx
+import numpy as np
+import pytest
+
+import jupyter_deploy as jd
+from jupyter_deploy.errors import DeploymentFailedError, RollbackError
+
+pytestmark = pytest.mark.cluster
+# Classes defined here must travel by value, as notebook classes do.
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+ROW = [[5.1, 3.5, 1.4, 0.2]]
+
+
+class Traffic:
+    """Posts one row in a loop (bounded in time) and records status and served version."""
+
+    def __init__(self, dep: Any, limit_s: float = 180.0) -> None:
+        self.dep, self.limit_s = dep, limit_s
+        self.results: list[tuple[int, str]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + self.limit_s
+        headers = {"Authorization": f"Bearer {self.dep.token}"}
+        with httpx.Client(timeout=10) as client:
+            while not self._stop.is_set() and time.monotonic() < deadline:
+                try:
+                    r = client.post(f"{self.dep.url}/predict", json={"instances": ROW},
+                                    headers=headers)  # fmt: skip
+                    self.results.append((r.status_code, r.headers.get("x-model-version", "")))
+                except httpx.HTTPError as exc:
+                    self.results.append((0, type(exc).__name__))
+                time.sleep(0.01)
+
+    def __enter__(self) -> Traffic:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def failures(self) -> list[tuple[int, str]]:
+        return [r for r in self.results if r[0] != 200]
+
+    def versions(self) -> Counter[str]:
+        return Counter(v for s, v in self.results if s == 200)
+
+
+def _model(c: float, iris: tuple[Any, Any]) -> Any:
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(C=c, max_iter=300).fit(iris[0].to_numpy(), iris[1])
+
+
+def test_new_version_and_rollback_under_traffic(cluster: Any, iris: tuple[Any, Any]) -> None:
+    v1 = jd.deploy(_model(1.0, iris), name="rolling", progress=False)
+    assert v1.version == 1
+    with Traffic(v1) as traffic:
+        time.sleep(1)
+        v2 = jd.deploy(_model(0.01, iris), name="rolling", progress=False)
+        time.sleep(1)
+    assert v2.version == 2 and v2.token == v1.token  # clients keep their token
+    assert traffic.failures() == []
+    assert traffic.versions()["1"] > 0 and traffic.versions()["2"] > 0
+    assert len(traffic.results) > 20
+
+    history = v2.versions()
+    assert [h["version"] for h in history] == [1, 2]
+    assert history[0]["bento_tag"] != history[1]["bento_tag"] and history[1]["live"]
+
+    with Traffic(v2) as traffic:
+        time.sleep(1)
+        back = v2.rollback()
+        time.sleep(1)
+    assert back.version == 1 and traffic.failures() == []
+    assert back.predict(ROW).tolist() == _model(1.0, iris).predict(ROW).tolist()
+    with pytest.raises(RollbackError, match="no version before v1"):
+        back.rollback()
+    back.delete()
+    assert "rolling" not in [d.name for d in jd.list_deployments()]
+
+
+class FailsOnReplica:
+    """Predicts in the kernel, but refuses to be unpickled anywhere else."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+
+    def predict(self, x: Any) -> Any:
+        return np.zeros(len(x))
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if state["pid"] != os.getpid():
+            raise RuntimeError("this model cannot load outside its kernel")
+        self.__dict__.update(state)
+
+
+def test_failed_version_leaves_the_previous_one_serving(cluster: Any,
+                                                        iris: tuple[Any, Any]) -> None:  # fmt: skip
+    good = jd.deploy(_model(1.0, iris), name="fragile", progress=False)
+    with pytest.raises(DeploymentFailedError) as info:
+        jd.deploy(FailsOnReplica(), name="fragile", sample=np.ones((3, 4)), progress=False,
+                  timeout=120)  # fmt: skip
+    assert "cannot load outside its kernel" in str(info.value)
+    assert "Version 1 keeps serving" in str(info.value)
+    again = jd.get("fragile")
+    assert again.version == 1 and [v["version"] for v in again.versions()] == [1]
+    assert again.predict(ROW).tolist() == good.predict(ROW).tolist()
+    again.delete()
+
+
+def test_another_process_sees_the_same_deployments(iris_dep: Any) -> None:
+    code = (
+        "import json, jupyter_deploy as jd\n"
+        "d = jd.get('iris')\n"
+        "print(json.dumps({'version': d.version, 'token': d.token, 'url': d.url,\n"
+        "  'names': [x.name for x in jd.list_deployments()],\n"
+        "  'pred': d.predict([[5.1, 3.5, 1.4, 0.2]]).tolist()}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, env=os.environ.copy())  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen["version"] == iris_dep.version and seen["token"] == iris_dep.token
+    assert seen["url"] == iris_dep.url and "iris" in seen["names"]
+    assert seen["pred"] == iris_dep.predict(ROW).tolist()
