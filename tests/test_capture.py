@@ -45,7 +45,7 @@ def test_object_without_predict_is_refused() -> None:
 
 
 def test_sample_of_wrong_width_is_refused(iris_pipe: Any) -> None:
-    with pytest.raises(InvalidModelError, match="3 columns but .* fitted on 4"):
+    with pytest.raises(InvalidModelError, match=r"3 columns but .* fitted on 4"):
         capture(iris_pipe, sample=np.zeros((5, 3)))
 
 

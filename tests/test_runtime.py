@@ -54,7 +54,8 @@ def test_predict_proba_carries_classes(runtime: ModelRuntime) -> None:
 @pytest.mark.parametrize(
     ("instances", "status", "needle"),
     [
-        ([{k: v for k, v in RECORD.items() if k != "petal_width"}], 400, "missing column(s) 'petal_width'"),
+        ([{k: v for k, v in RECORD.items() if k != "petal_width"}], 400,
+         "missing column(s) 'petal_width'"),
         ([{**RECORD, "colour": "red"}], 400, "unknown column(s) 'colour'"),
         ([{**RECORD, "sepal_length": "wide"}], 400, "'sepal_length' expects a number"),
         ([{**RECORD, "sepal_length": None}], 400, "'sepal_length' is null"),
@@ -103,10 +104,10 @@ def test_nan_allowed_only_where_the_schema_says_so() -> None:
 
 
 def test_model_refusal_is_422_not_500() -> None:
+    import pandas as pd
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import OneHotEncoder
     from sklearn.tree import DecisionTreeClassifier
-    import pandas as pd
 
     x = pd.DataFrame({"colour": ["red", "blue", "red", "green"]})
     model = make_pipeline(OneHotEncoder(), DecisionTreeClassifier()).fit(x, [0, 1, 0, 1])
