@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -49,7 +50,8 @@ def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[
 
 def test_replica_on_a_second_node_loads_the_bento_through_the_cluster(tmp_path: Path) -> None:
     port = free_port()
-    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0"}
+    # Ray 2.60 refuses a second node without token auth; every process shares one token.
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
     env.update(JD_HOME=str(tmp_path / "home"), JD_HTTP_PORT=str(free_port()))
     env.pop("RAY_ADDRESS", None)
     worker_home = tmp_path / "worker-bentoml"
