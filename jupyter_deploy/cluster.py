@@ -81,11 +81,12 @@ def _lock(settings: Settings) -> Any:
 
 
 def _head_env(settings: Settings) -> dict[str, str]:
+    from . import ingress
+
     env = dict(os.environ)
     env.pop("RAY_ADDRESS", None)
     env["RAY_USAGE_STATS_ENABLED"] = "0"
-    # Read by the Serve controller, which inherits the raylet's environment.
-    env["RAY_SERVE_ENABLE_HA_PROXY"] = "1" if settings.ha_proxy == "1" else "0"
+    env.update(ingress.environment(settings))
     return env
 
 

@@ -48,6 +48,11 @@ class Settings:
         "JD_HA_PROXY: 1 runs Ray Serve's bundled HAProxy ingress on the embedded cluster "
         "(several times the throughput of the Python proxy); 0 uses the Python proxy.",
     )
+    replica_ports: str = _setting(
+        "30000-30999",
+        "JD_REPLICA_PORTS: port range of the replicas' own HTTP servers behind HAProxy "
+        "(HAProxy's other ports are JD_HTTP_PORT + 404, 500, 1101 and 1500).",
+    )
     start_timeout: str = _setting(
         "90", "JD_START_TIMEOUT: seconds to wait for the embedded cluster to start."
     )

@@ -24,6 +24,7 @@ os.environ["JD_HOME"] = str(_TMP / "home")
 os.environ["BENTOML_HOME"] = str(_TMP / "bentoml")
 os.environ.setdefault("JD_RAY_PORT", "6480")
 os.environ.setdefault("JD_HTTP_PORT", "8480")
+os.environ.setdefault("JD_REPLICA_PORTS", "32000-32999")
 os.environ.setdefault("JD_NUM_CPUS", "8")  # room for surge rollouts of several deployments
 os.environ.pop("RAY_ADDRESS", None)
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")

@@ -103,3 +103,67 @@ def test_handle_summary(iris_dep: Any) -> None:
     assert iris_dep.url in html and iris_dep.token in html and "curl" in html
     assert iris_dep.status()["replicas"].get("RUNNING", 0) >= 1
     assert iris_dep.versions()[-1]["live"] is True
+
+
+def test_concurrent_requests_each_get_their_own_answer(iris_dep: Any, iris_pipe: Any,
+                                                       iris: tuple[Any, Any]) -> None:  # fmt: skip
+    from concurrent.futures import ThreadPoolExecutor
+
+    rows = iris[0].sample(64, random_state=1)
+    expected = iris_pipe.predict(rows).tolist()
+    records = json.loads(rows.to_json(orient="records"))
+    with ThreadPoolExecutor(32) as pool:
+        answers = list(pool.map(lambda r: post(iris_dep, "predict", {"instances": [r]}), records))
+    assert [a.status_code for a in answers] == [200] * 64
+    assert [a.json()["predictions"][0] for a in answers] == expected
+
+
+def test_a_refused_request_fails_alone_in_a_batch(cluster: Any) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    import pandas as pd
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+    from sklearn.tree import DecisionTreeClassifier
+
+    import jupyter_deploy as jd
+
+    x = pd.DataFrame({"colour": ["red", "blue", "green", "red"]})
+    model = make_pipeline(OneHotEncoder(), DecisionTreeClassifier()).fit(x, [0, 1, 1, 0])
+    dep = jd.deploy(model, name="colours", sample=x, max_replicas=1, progress=False)
+    try:
+        colours = ["red", "blue", "purple", "green"] * 12
+        one = lambda c: post(dep, "predict", {"instances": [{"colour": c}]})  # noqa: E731
+        with ThreadPoolExecutor(24) as pool:
+            answers = list(pool.map(one, colours))
+        for colour, answer in zip(colours, answers, strict=True):
+            if colour == "purple":
+                assert answer.status_code == 422 and "purple" in answer.json()["error"]
+            else:
+                assert answer.status_code == 200
+                assert answer.json()["predictions"] == [0 if colour == "red" else 1]
+    finally:
+        dep.delete()
+
+
+def _listeners(port: int) -> set[str]:
+    """Local addresses (hex, as in /proc/net/tcp) listening on ``port``."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as fh:
+            for line in fh.readlines()[1:]:
+                local, state = line.split()[1], line.split()[3]
+                if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:
+                    found.add(local.rsplit(":", 1)[0])
+    return found
+
+
+def test_haproxy_side_listeners_stay_on_loopback(iris_dep: Any) -> None:
+    from jupyter_deploy import ingress
+    from jupyter_deploy.settings import Settings
+
+    side = ingress.ports(Settings.from_env())
+    stats = _listeners(side["stats"])
+    assert stats, "HAProxy's stats listener is not up"
+    assert stats <= {"0100007F"}  # 127.0.0.1 only
+    assert _listeners(Settings.from_env().http_port_int) <= {"0100007F"}

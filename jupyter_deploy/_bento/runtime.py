@@ -235,21 +235,38 @@ class ModelRuntime:
         return df
 
     # -- model calls -----------------------------------------------------------------
-    def call(self, method: str, instances: Any) -> dict[str, Any]:
-        """Run ``method`` on validated ``instances`` and return the JSON answer."""
+    def check_method(self, method: str) -> None:
         if method not in self.methods:
             raise InputError(f"this model has no {method}; available: {self.methods}")
-        x = self.to_model_input(instances)
+
+    def run(self, method: str, x: Any) -> Any:
+        """Call the model on a validated input (one request's, or a batch of several)."""
         try:
-            out = getattr(self.model, method)(x)
+            return np.asarray(getattr(self.model, method)(x))
         except (ValueError, TypeError, KeyError) as exc:
             # The input passed the schema but the model refused it (an unseen category
             # with handle_unknown='error', say): the client's data, not a server fault.
             raise ModelRejected(f"the model rejected the input: {exc}") from None
-        answer: dict[str, Any] = {"predictions": np.asarray(out).tolist()}
+
+    def answer(self, method: str, out: Any) -> dict[str, Any]:
+        """The JSON answer for the model's output ``out``."""
+        answer: dict[str, Any] = {"predictions": out.tolist()}
         if method == "predict_proba" and hasattr(self.model, "classes_"):
             answer["classes"] = np.asarray(self.model.classes_).tolist()
         return answer
+
+    def call(self, method: str, instances: Any) -> dict[str, Any]:
+        """Validate ``instances``, run ``method`` and return the JSON answer."""
+        self.check_method(method)
+        return self.answer(method, self.run(method, self.to_model_input(instances)))
+
+    def concat(self, inputs: list[Any]) -> Any:
+        """One model input made of several validated ones (for batching requests)."""
+        if not self.schema.frame:
+            return np.concatenate(inputs)
+        import pandas as pd
+
+        return pd.concat(inputs, ignore_index=True)
 
 
 def save_model_files(path: str | Path, model_bytes: bytes, schema: InputSchema) -> None:
