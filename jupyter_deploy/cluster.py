@@ -101,6 +101,10 @@ def start_embedded(settings: Settings, log: Any = None) -> ClusterInfo:
         cmd = [
             sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block",
             f"--port={settings.ray_port}", "--node-ip-address=127.0.0.1",
+            # Ray's other fixed defaults (10001, 52365), moved next to the GCS port so two
+            # embedded clusters on one machine do not collide.
+            f"--ray-client-server-port={int(settings.ray_port) + 1}",
+            f"--dashboard-agent-listen-port={int(settings.ray_port) + 2}",
             "--include-dashboard=false", "--disable-usage-stats",
             f"--num-cpus={settings.cpus():g}",
         ]  # fmt: skip

@@ -28,7 +28,10 @@ class Settings:
         str(Path.home() / ".jupyter_deploy"),
         "JD_HOME: where the embedded cluster keeps its state file and logs.",
     )
-    ray_port: str = _setting("6380", "JD_RAY_PORT: GCS port of the embedded Ray head.")
+    ray_port: str = _setting(
+        "6380",
+        "JD_RAY_PORT: GCS port of the embedded Ray head (it also takes the next two ports).",
+    )
     http_host: str = _setting(
         "127.0.0.1", "JD_HTTP_HOST: interface the endpoints listen on (0.0.0.0 for all)."
     )

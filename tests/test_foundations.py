@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -48,3 +51,21 @@ def test_import_is_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_ingress_ports_follow_the_http_port(tmp_path: Any) -> None:
+    from jupyter_deploy import ingress
+
+    s = Settings.from_env({"JD_HOME": str(tmp_path), "JD_HTTP_PORT": "8480",
+                           "JD_REPLICA_PORTS": "32000-32999"})  # fmt: skip
+    env = ingress.environment(s)
+    assert env["RAY_SERVE_ENABLE_HA_PROXY"] == "1"
+    assert env["RAY_SERVE_HAPROXY_STATS_PORT"] == "8884"
+    assert env["RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT"] == "32000"
+    assert len(env["RAY_SERVE_HAPROXY_SOCKET_PATH"]) + 57 < 100  # unix socket path limit
+    wrapper = env["RAY_SERVE_HAPROXY_BINARY_PATH"]
+    assert os.access(wrapper, os.X_OK) and "127.0.0.1" in Path(wrapper).read_text()
+    off = ingress.environment(Settings.from_env({"JD_HA_PROXY": "0"}))
+    assert off == {"RAY_SERVE_ENABLE_HA_PROXY": "0"}
+    public = Settings.from_env({"JD_HOME": str(tmp_path), "JD_HTTP_HOST": "0.0.0.0"})
+    assert "RAY_SERVE_HAPROXY_BINARY_PATH" not in ingress.environment(public)
