@@ -54,15 +54,19 @@ def test_replica_on_a_second_node_loads_the_bento_through_the_cluster(tmp_path: 
     env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
     env.update(JD_HOME=str(tmp_path / "home"), JD_HTTP_PORT=str(free_port()))
     env.pop("RAY_ADDRESS", None)
-    worker_home = tmp_path / "worker-bentoml"
+    # Three separate Bento stores: where the driver builds, the head's, the worker's.
+    homes = {k: tmp_path / f"{k}-bentoml" for k in ("driver", "head", "worker")}
+    worker_home = homes["worker"]
     procs = []
     try:
+        head_env = {**env, "BENTOML_HOME": str(homes["head"])}
         procs.append(_start(["--head", f"--port={port}", "--include-dashboard=false"],
-                            env, tmp_path / "head.log"))  # fmt: skip
+                            head_env, tmp_path / "head.log"))  # fmt: skip
         worker_env = {**env, "BENTOML_HOME": str(worker_home)}
         procs.append(_start([f"--address=127.0.0.1:{port}", '--resources={"worker_node": 1}'],
                             worker_env, tmp_path / "worker.log"))  # fmt: skip
-        out = subprocess.run([sys.executable, "-c", DRIVER, f"127.0.0.1:{port}"], env=env,
+        driver_env = {**env, "BENTOML_HOME": str(homes["driver"])}
+        out = subprocess.run([sys.executable, "-c", DRIVER, f"127.0.0.1:{port}"], env=driver_env,
                              capture_output=True, text=True, timeout=600)  # fmt: skip
         assert out.returncode == 0, out.stderr[-3000:]
         seen = json.loads(out.stdout.strip().splitlines()[-1])
@@ -70,7 +74,8 @@ def test_replica_on_a_second_node_loads_the_bento_through_the_cluster(tmp_path: 
         name, version = seen["bento"].split(":")
         unpacked = worker_home / "jupyter_deploy" / "bentos" / name / version
         assert (unpacked / "bento.yaml").exists() and (unpacked / "src" / "jd_runtime.py").exists()
-        assert not (Path(os.environ["BENTOML_HOME"]) / "jupyter_deploy").exists()
+        assert (homes["driver"] / "bentos" / name / version / "bento.yaml").exists()
+        assert not (homes["head"] / "jupyter_deploy").exists()  # no replica ran there
     finally:
         for proc in reversed(procs):
             _terminate(proc.pid)
