@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from typing import Any
 
-from . import cluster, serving
+from . import aggregator, cluster, serving
 from .capture import capture, resolve
 from .deployment import Deployment
 from .errors import (
@@ -78,6 +79,7 @@ def deploy(
     auth: bool = True,
     allow_nan: bool = False,
     max_batch_rows: int = 10_000,
+    monitoring: bool = True,
     address: str | None = None,
     namespace: dict[str, Any] | None = None,
     progress: bool = True,
@@ -103,6 +105,8 @@ def deploy(
         Require ``Authorization: Bearer <token>`` on every route (default True).
     allow_nan
         Accept missing values in every column (default: only where the sample had some).
+    monitoring
+        Count every request in the replicas for :meth:`Deployment.metrics` (default True).
     address
         Ray cluster address; default ``RAY_ADDRESS``, else the embedded local cluster.
     timeout
@@ -123,6 +127,7 @@ def deploy(
         resources=Resources(num_cpus, num_gpus, dict(resources or {})),
         auth=auth,
         max_batch_rows=max_batch_rows,
+        monitoring=monitoring,
     )
     notebook = (namespace or {}).get("__session__")
     prog = Progress(f"deploy {name}", enabled=progress)
@@ -136,6 +141,7 @@ def deploy(
     with prog.step("cluster"):
         info = cluster.connect(address, settings)
         registry = _registry()
+        aggregator.handle()  # replicas look it up when they start
         if not _call(registry.has_archive, bento.tag):
             _call(registry.put_archive, bento.tag, export_archive(bento.tag))
     meta = model_metadata(cap, [])
@@ -239,7 +245,7 @@ def scale(
     live = rec.version(rec.live)  # type: ignore[arg-type]
     spec = DeploymentSpec.from_dict(live.spec)
     auto = Autoscaling(min_replicas, max_replicas, spec.autoscaling.target_ongoing_requests)
-    spec = DeploymentSpec(spec.name, auto, spec.resources, spec.auth, spec.max_batch_rows)
+    spec = dataclasses.replace(spec, autoscaling=auto)
     serving._submit(serving.Target(spec, live.version, live.bento_tag, rec.token), auto)
     live.spec = spec.to_dict()
     _call(registry.update_spec, name, live.version, live.spec)
@@ -252,6 +258,7 @@ def undeploy(name: str, *, address: str | None = None) -> None:
     with contextlib.suppress(DeploymentNotFoundError):
         serving.delete_application(name)
     _call(registry.delete, name)
+    _call(aggregator.handle().forget, name)
 
 
 def start_cluster() -> cluster.ClusterInfo:

@@ -58,6 +58,18 @@ def _status(args: argparse.Namespace) -> Any:
     return {**dep.status(), "versions": dep.versions()}
 
 
+def _metrics(args: argparse.Namespace) -> Any:
+    from . import api
+
+    dep = api.get(args.name, address=args.address)
+    if args.prometheus:
+        return dep.prometheus().rstrip("\n")
+    snapshot = dep.metrics(args.window)
+    if not args.json:
+        snapshot.pop("series")
+    return snapshot
+
+
 def _rollback(args: argparse.Namespace) -> Any:
     from . import api
 
@@ -99,6 +111,11 @@ def parser() -> argparse.ArgumentParser:
         s = sub.add_parser(name, help=text)
         s.add_argument("name")
         s.set_defaults(func=func)
+    m = sub.add_parser("metrics", help="Traffic, latency and errors of a deployment.")
+    m.add_argument("name")
+    m.add_argument("--window", type=int, default=60, help="seconds to summarise (default 60)")
+    m.add_argument("--prometheus", action="store_true", help="Prometheus text format")
+    m.set_defaults(func=_metrics)
     sub.add_parser("config", help="Settings and their variables.").set_defaults(func=_config)
     return p
 

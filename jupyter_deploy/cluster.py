@@ -256,3 +256,27 @@ def disconnect() -> None:
 
 def current() -> ClusterInfo | None:
     return _connected
+
+
+def named_actor(cls: type, name: str, create: bool = True) -> Any:
+    """The cluster's detached actor ``name`` running ``cls`` (created on first use).
+
+    It lives on the head node, as long as the cluster does, and takes no CPU from
+    replicas. With ``create=False`` it must exist already (replicas look it up).
+    """
+    import ray
+
+    if not create:
+        return ray.get_actor(name, namespace=NAMESPACE)
+    return (
+        ray.remote(cls)
+        .options(
+            name=name,
+            namespace=NAMESPACE,
+            lifetime="detached",
+            get_if_exists=True,
+            num_cpus=0,
+            resources={"node:__internal_head__": 0.001},
+        )
+        .remote()
+    )

@@ -140,6 +140,27 @@ class Deployment:
         return {"name": self.name, "version": self.version, "url": self.url,
                 **serving.application_status(self.name)}  # fmt: skip
 
+    def metrics(self, window_s: int = 60) -> dict[str, Any]:
+        """Traffic as counted by the replicas, aggregated in the cluster.
+
+        Exact totals (by HTTP status and by version) since the deployment was made, and
+        over the last ``window_s`` seconds: request rate, error rate, latency p50/p95/p99
+        (ms, from a histogram), errors by kind, and a per-second series with replicas.
+        """
+        import ray
+
+        from .aggregator import handle
+
+        return ray.get(handle().snapshot.remote(self.name, window_s))
+
+    def prometheus(self) -> str:
+        """The cluster's metrics in Prometheus text format (also at ``GET <url>/metrics``)."""
+        import ray
+
+        from .aggregator import handle
+
+        return ray.get(handle().prometheus.remote())
+
     def rollback(self) -> Deployment:
         """Serve the version that was live before the current one again."""
         from .api import rollback

@@ -110,19 +110,6 @@ class Registry:
 
 def handle(create: bool = True) -> Any:
     """The registry actor of the connected cluster (created on first use)."""
-    import ray
+    from .cluster import named_actor
 
-    from .cluster import NAMESPACE
-
-    if not create:
-        return ray.get_actor(REGISTRY_NAME, namespace=NAMESPACE)
-    actor_cls = ray.remote(Registry)
-    return actor_cls.options(
-        name=REGISTRY_NAME,
-        namespace=NAMESPACE,
-        lifetime="detached",
-        get_if_exists=True,
-        num_cpus=0,
-        # On the head node: it lives as long as the cluster does.
-        resources={"node:__internal_head__": 0.001},
-    ).remote()
+    return named_actor(Registry, REGISTRY_NAME, create)

@@ -20,6 +20,7 @@ import shutil
 import sys
 import tarfile
 import tempfile
+import time
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -27,6 +28,9 @@ from typing import Any
 from ray import serve
 from starlette.requests import Request
 from starlette.responses import Response
+
+from .aggregator import handle as aggregator_handle
+from .metrics import Recorder
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
 BATCH_MAX_REQUESTS = 32
@@ -83,6 +87,15 @@ def load_runtime_module(bento_dir: Path, key: str) -> ModuleType:
     return module
 
 
+def _recorder(name: str, version: int) -> Recorder:
+    """A metrics recorder pushing to the cluster's aggregator, without waiting on it."""
+    from ray import serve as ray_serve
+
+    aggregator = aggregator_handle(create=False)
+    replica = ray_serve.get_replica_context().replica_id.unique_id
+    return Recorder(lambda counts: aggregator.push.remote(name, version, replica, counts))
+
+
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     body = json.dumps(data).encode() if not isinstance(data, bytes) else data
     return Response(body, status_code=status, media_type="application/json", headers=headers)
@@ -106,6 +119,7 @@ class ModelReplica:
         )
         self._input_error = rt.InputError
         self._dumps = rt.dumps
+        self._recorder = _recorder(self.name, self.version) if config.get("monitoring") else None
         self._headers = {"x-model-version": str(self.version)}
         openapi = yaml.safe_load((bento_dir / "apis" / "openapi.yaml").read_text())
         proba = ", predict_proba" if "predict_proba" in self.runtime.methods else ""
@@ -142,9 +156,23 @@ class ModelReplica:
         return hmac.compare_digest(digest, self.token_sha256)
 
     async def __call__(self, request: Request) -> Response:
+        if self._recorder is None:
+            return await self._route(request)
+        started = time.perf_counter()
+        response = await self._route(request)
+        self._recorder.record(
+            response.status_code,
+            (time.perf_counter() - started) * 1000,
+            request.scope.get("jd_rows", 0),
+            request.scope.get("jd_error"),
+        )
+        return response
+
+    async def _route(self, request: Request) -> Response:
         scope = request.scope
         path = scope["path"][len(scope.get("root_path", "")) :] or "/"
         if not self._authorized(request.headers.get("authorization")):
+            scope["jd_error"] = "Unauthorized"
             return _json(
                 {"error": "missing or invalid bearer token: send 'Authorization: Bearer <token>'"},
                 401,
@@ -154,6 +182,9 @@ class ModelReplica:
             if request.method != "POST":
                 return _json({"error": f"use POST for {path}"}, 405, self._headers)
             return await self._predict(request, path[1:])
+        if path == "/metrics" and self._recorder is not None:
+            text = await aggregator_handle(create=False).prometheus.remote()
+            return Response(text, media_type="text/plain; version=0.0.4", headers=self._headers)
         route = self._get_routes.get(path)
         if route is None:
             known = ["/predict", *self._get_routes]
@@ -195,13 +226,16 @@ class ModelReplica:
         try:
             self.runtime.check_method(method)
             x = self.runtime.to_model_input(self.runtime.instances_from_body(body))
+            request.scope["jd_rows"] = len(x)
             out = await self._batched((method, x))
             if isinstance(out, BaseException):
                 raise out
             answer = self.runtime.answer(method, out)
         except self._input_error as err:
+            request.scope["jd_error"] = type(err).__name__
             return _json({"error": str(err)}, err.status, self._headers)
         except Exception:
+            request.scope["jd_error"] = "ModelError"
             _log.exception("prediction failed in %s v%s", self.name, self.version)
             return _json({"error": "the model failed on this input; see the replica log"}, 500)
         return Response(self._dumps(answer), media_type="application/json", headers=self._headers)

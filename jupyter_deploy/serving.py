@@ -44,6 +44,7 @@ def _application(target: Target, autoscaling: Autoscaling) -> Any:
         "bento_tag": target.bento_tag,
         "max_batch_rows": spec.max_batch_rows,
         "token_sha256": hashlib.sha256(target.token.encode()).hexdigest() if spec.auth else None,
+        "monitoring": spec.monitoring,
     }
     res = spec.resources
     actor_options: dict[str, Any] = {"num_cpus": res.num_cpus, "num_gpus": res.num_gpus}
@@ -140,6 +141,7 @@ def wait_until_serving(
 ) -> None:
     """Wait until only replicas started after ``submitted`` serve, and the route answers."""
     deadline = time.monotonic() + timeout
+    wanted = max(1, target.spec.autoscaling.min_replicas)
     last = ""
     while time.monotonic() < deadline:
         status, replicas = _replicas(target.spec.name)
@@ -150,9 +152,10 @@ def wait_until_serving(
             )
         states = [str(getattr(r.get("state"), "value", r.get("state"))) for r in replicas]
         running = [r for r, state in zip(replicas, states, strict=True) if state == "RUNNING"]
-        # Serve stamps start_time_s when it creates a replica, so old ones predate us.
-        fresh = running and all(r.get("start_time_s", 0) >= submitted - 1 for r in running)
-        if fresh and probe() == target.version:
+        # Serve stamps start_time_s when it creates a replica, so old ones predate us;
+        # ready means: only new replicas serve, at least min_replicas of them.
+        fresh = all(r.get("start_time_s", 0) >= submitted - 1 for r in running)
+        if fresh and len(running) >= wanted and probe() == target.version:
             return
         starting = sum(state in ("STARTING", "PENDING_ALLOCATION") for state in states)
         message = f"{len(running)} running, {starting} starting"

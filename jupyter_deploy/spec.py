@@ -69,6 +69,8 @@ class DeploymentSpec:
     auth: bool = True
     # Largest batch one request may carry; larger ones get 413.
     max_batch_rows: int = 10_000
+    # Replicas count every request and push the counts to the cluster's aggregator.
+    monitoring: bool = True
 
     def __post_init__(self) -> None:
         validate_name(self.name)
@@ -92,6 +94,7 @@ class DeploymentSpec:
             resources=Resources(**data.get("resources", {})),
             auth=data.get("auth", True),
             max_batch_rows=data.get("max_batch_rows", 10_000),
+            monitoring=data.get("monitoring", True),
         )
 
 

@@ -1,0 +1,109 @@
+"""Per-request metrics, recorded where requests are served.
+
+Each replica counts its requests in memory (a few dict increments per request, so
+serving is not slowed) and pushes the counts of the last second to the cluster-side
+aggregator (:mod:`jupyter_deploy.aggregator`) once a second, even when idle, so the
+aggregator also knows how many replicas are alive. Counts are exact: every request is
+counted once, by the replica that answered it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import logging
+import math
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+# Upper bounds (ms) of the latency histogram's buckets; the last one catches the rest.
+LATENCY_BUCKETS_MS = (0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 50, 75, 100, 200, 500, 1000,
+                      2000, 5000, math.inf)  # fmt: skip
+FLUSH_S = 1.0
+_log = logging.getLogger("ray.serve")
+
+
+@dataclass
+class Counts:
+    """Requests counted over some interval: by status, errors by kind, latency histogram."""
+
+    requests: int = 0
+    rows: int = 0
+    by_status: Counter[str] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)
+    latency: list[int] = field(default_factory=lambda: [0] * len(LATENCY_BUCKETS_MS))
+    latency_sum_ms: float = 0.0
+
+    def add(self, status: int, latency_ms: float, rows: int, error: str | None) -> None:
+        self.requests += 1
+        self.rows += rows
+        self.by_status[str(status)] += 1
+        if error:
+            self.errors[error] += 1
+        self.latency[bisect.bisect_left(LATENCY_BUCKETS_MS, latency_ms)] += 1
+        self.latency_sum_ms += latency_ms
+
+    def merge(self, other: dict[str, Any]) -> None:
+        """Add counts pushed as :meth:`to_dict` by a replica."""
+        self.requests += other["requests"]
+        self.rows += other["rows"]
+        self.by_status.update(other["by_status"])
+        self.errors.update(other["errors"])
+        self.latency = [a + b for a, b in zip(self.latency, other["latency"], strict=True)]
+        self.latency_sum_ms += other["latency_sum_ms"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "rows": self.rows,
+            "by_status": dict(self.by_status),
+            "errors": dict(self.errors),
+            "latency": list(self.latency),
+            "latency_sum_ms": self.latency_sum_ms,
+        }
+
+    def percentile(self, q: float) -> float | None:
+        """Latency (ms) below which a fraction ``q`` of requests fell, from the histogram."""
+        if not self.requests:
+            return None
+        rank = q * self.requests
+        seen = 0
+        lower = 0.0
+        for upper, n in zip(LATENCY_BUCKETS_MS, self.latency, strict=True):
+            if n and seen + n >= rank:
+                if math.isinf(upper):
+                    return lower
+                return lower + (upper - lower) * (rank - seen) / n  # linear within the bucket
+            seen += n
+            lower = upper if not math.isinf(upper) else lower
+        return lower
+
+
+class Recorder:
+    """Counts one replica's requests and pushes them every second."""
+
+    def __init__(self, push: Callable[[dict[str, Any]], None]) -> None:
+        self._push = push
+        self._window = Counts()
+        self._task: asyncio.Task[None] | None = None
+
+    def record(
+        self, status: int, latency_ms: float, rows: int = 0, error: str | None = None
+    ) -> None:
+        self._window.add(status, latency_ms, rows, error)
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._flush_forever())
+
+    def flush(self) -> None:
+        window, self._window = self._window, Counts()
+        try:
+            self._push(window.to_dict())
+        except Exception:  # a missing aggregator must never break serving
+            _log.warning("could not push metrics", exc_info=True)
+
+    async def _flush_forever(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_S)
+            self.flush()
