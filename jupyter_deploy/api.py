@@ -246,7 +246,7 @@ def scale(
     spec = DeploymentSpec.from_dict(live.spec)
     auto = Autoscaling(min_replicas, max_replicas, spec.autoscaling.target_ongoing_requests)
     spec = dataclasses.replace(spec, autoscaling=auto)
-    serving._submit(serving.Target(spec, live.version, live.bento_tag, rec.token), auto)
+    serving.submit(serving.Target(spec, live.version, live.bento_tag, rec.token), auto)
     live.spec = spec.to_dict()
     _call(registry.update_spec, name, live.version, live.spec)
     return get(name, address=address)

@@ -153,6 +153,12 @@ class Deployment:
 
         return ray.get(handle().snapshot.remote(self.name, window_s))
 
+    def monitor(self, interval_s: float = 1.0, window_s: int = 120) -> Any:
+        """A live dashboard of this deployment; it starts updating when displayed."""
+        from .monitor import Monitor
+
+        return Monitor(self, interval_s, window_s)
+
     def prometheus(self) -> str:
         """The cluster's metrics in Prometheus text format (also at ``GET <url>/metrics``)."""
         import ray

@@ -97,6 +97,18 @@ class DeployMagics(Magics):
         api.undeploy(name)
         print(f"Deleted deployment '{name}'.")
 
+    @magic_arguments()
+    @argument("name", help="Deployment to watch.")
+    @argument("--interval", type=float, default=1.0, help="Seconds between updates.")
+    @line_magic
+    @_one_line_errors
+    def monitor(self, line: str) -> Any:
+        """Live dashboard of a deployment: ``%monitor churn``."""
+        from . import api
+
+        args = parse_argstring(self.monitor, line)
+        return api.get(args.name).monitor(interval_s=args.interval)
+
     @line_magic
     @_one_line_errors
     def deployments(self, line: str) -> Any:

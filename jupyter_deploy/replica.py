@@ -87,12 +87,14 @@ def load_runtime_module(bento_dir: Path, key: str) -> ModuleType:
     return module
 
 
-def _recorder(name: str, version: int) -> Recorder:
+def _recorder(name: str, version: int) -> Recorder | None:
     """A metrics recorder pushing to the cluster's aggregator, without waiting on it."""
-    from ray import serve as ray_serve
-
-    aggregator = aggregator_handle(create=False)
-    replica = ray_serve.get_replica_context().replica_id.unique_id
+    try:
+        aggregator = aggregator_handle(create=False)
+    except ValueError:  # no aggregator in this cluster: serve anyway, unmonitored
+        _log.warning("metrics aggregator not found; %s v%s is not monitored", name, version)
+        return None
+    replica = serve.get_replica_context().replica_id.unique_id
     return Recorder(lambda counts: aggregator.push.remote(name, version, replica, counts))
 
 
@@ -120,6 +122,7 @@ class ModelReplica:
         self._input_error = rt.InputError
         self._dumps = rt.dumps
         self._recorder = _recorder(self.name, self.version) if config.get("monitoring") else None
+
         self._headers = {"x-model-version": str(self.version)}
         openapi = yaml.safe_load((bento_dir / "apis" / "openapi.yaml").read_text())
         proba = ", predict_proba" if "predict_proba" in self.runtime.methods else ""

@@ -68,10 +68,16 @@ def _application(target: Target, autoscaling: Autoscaling) -> Any:
         graceful_shutdown_wait_loop_s=0.5,
         graceful_shutdown_timeout_s=3,
     )
+    # A stable code version per (version, Bento): without one, every serve.run gets a random
+    # version and restarts every replica, even for a replica-range change. Ray 2.60 removed
+    # the public `version=` option but still honours this attribute (client.py);
+    # tests/test_versions.py::test_scale_changes_the_range_without_restarting guards it.
+    deployment._version = f"{target.version}-{target.bento_tag}"
     return deployment.bind(config)
 
 
-def _submit(target: Target, autoscaling: Autoscaling) -> None:
+def submit(target: Target, autoscaling: Autoscaling) -> None:
+    """Hand ``target`` with ``autoscaling`` to Serve without waiting (same args: no restart)."""
     from ray import serve
 
     serve._run(  # non-blocking variant of serve.run: we poll with our own deadline
@@ -98,7 +104,10 @@ def rollout(
     ``probe()`` returns the version the endpoint answers with (None if unreachable).
     """
     auto = target.spec.autoscaling
-    current = running_replicas(target.spec.name)
+    # Replicas of another version serving now: switch with a surge. If the route already
+    # answers with this version (restoring it after a failed rollout), replicas of this
+    # very code version are serving and only the replica range may change.
+    current = running_replicas(target.spec.name) if probe() != target.version else 0
     submitted = time.time()
     if current:
         floor = max(current, auto.min_replicas) + 1
@@ -109,12 +118,12 @@ def rollout(
             upscale_delay_s=auto.upscale_delay_s,
             downscale_delay_s=auto.downscale_delay_s,
         )
-        _submit(target, surge)
+        submit(target, surge)
     else:
-        _submit(target, auto)
-    wait_until_serving(target, submitted, probe, timeout, tick)
+        submit(target, auto)
+    wait_until_serving(target, submitted, probe, timeout, tick, fresh=bool(current))
     if current:
-        _submit(target, auto)  # same init args: a config-only update, nothing restarts
+        submit(target, auto)  # same init args: a config-only update, nothing restarts
 
 
 def _replicas(name: str) -> tuple[str, list[dict[str, Any]]]:
@@ -138,14 +147,21 @@ def wait_until_serving(
     probe: Callable[[], int | None],
     timeout: float,
     tick: Callable[[str], None],
+    fresh: bool = True,
 ) -> None:
-    """Wait until only replicas started after ``submitted`` serve, and the route answers."""
+    """Wait until the route answers with ``target.version`` from ≥ min_replicas replicas.
+
+    With ``fresh``, only replicas created after ``submitted`` may be serving (the old
+    version's are gone). A DEPLOY_FAILED status counts only from 2 s after the request:
+    until the controller has read it, the status may still be the previous attempt's
+    (a real failure takes Serve about 18 s to declare).
+    """
     deadline = time.monotonic() + timeout
     wanted = max(1, target.spec.autoscaling.min_replicas)
     last = ""
     while time.monotonic() < deadline:
         status, replicas = _replicas(target.spec.name)
-        if status == "DEPLOY_FAILED":
+        if status == "DEPLOY_FAILED" and time.time() - submitted > 2:
             raise DeploymentFailedError(
                 f"Version {target.version} of '{target.spec.name}' failed to start: "
                 f"{_first_line(_failure_message(target.spec.name))}"
@@ -154,8 +170,8 @@ def wait_until_serving(
         running = [r for r, state in zip(replicas, states, strict=True) if state == "RUNNING"]
         # Serve stamps start_time_s when it creates a replica, so old ones predate us;
         # ready means: only new replicas serve, at least min_replicas of them.
-        fresh = all(r.get("start_time_s", 0) >= submitted - 1 for r in running)
-        if fresh and len(running) >= wanted and probe() == target.version:
+        new_only = not fresh or all(r.get("start_time_s", 0) >= submitted - 1 for r in running)
+        if new_only and len(running) >= wanted and probe() == target.version:
             return
         starting = sum(state in ("STARTING", "PENDING_ALLOCATION") for state in states)
         message = f"{len(running)} running, {starting} starting"

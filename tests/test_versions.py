@@ -15,6 +15,7 @@ import cloudpickle
 import httpx
 import numpy as np
 import pytest
+from conftest import wait_for
 
 import jupyter_deploy as jd
 from jupyter_deploy.errors import DeploymentFailedError, RollbackError
@@ -141,3 +142,25 @@ def test_another_process_sees_the_same_deployments(iris_dep: Any) -> None:
     assert seen["version"] == iris_dep.version and seen["token"] == iris_dep.token
     assert seen["url"] == iris_dep.url and "iris" in seen["names"]
     assert seen["pred"] == iris_dep.predict(ROW).tolist()
+
+
+def test_scale_changes_the_range_without_restarting(cluster: Any, iris: tuple[Any, Any]) -> None:
+    from jupyter_deploy import serving
+
+    dep = jd.deploy(_model(1.0, iris), name="scaled", max_replicas=1, num_cpus=0.25,
+                    progress=False)  # fmt: skip
+    try:
+        first = {r["replica_id"] for r in serving._replicas("scaled")[1]}
+        scaled = dep.scale(2, 3)
+        assert scaled.spec["autoscaling"]["min_replicas"] == 2 and scaled.version == 1
+
+        def two_running() -> set[str] | None:
+            running = {r["replica_id"] for r in serving._replicas("scaled")[1]
+                       if str(getattr(r["state"], "value", r["state"])) == "RUNNING"}  # fmt: skip
+            return running if len(running) == 2 else None
+
+        running = wait_for(two_running, 60, "a second replica")
+        assert first <= running  # the original replica kept running: nothing restarted
+        assert jd.get("scaled").spec["autoscaling"]["max_replicas"] == 3
+    finally:
+        dep.delete()

@@ -1,0 +1,69 @@
+"""Small SVG charts for the monitor widget.
+
+The monitor draws its charts as inline SVG inside ipywidgets ``HTML`` widgets: no second
+frontend extension to install or keep in step with JupyterLab, and the widget state saved
+in a notebook (or its static fallback) still shows the last picture when the notebook is
+opened without a kernel.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+
+WIDTH, HEIGHT, PAD = 300, 90, 22
+
+
+def line(title: str, xs: Sequence[float], ys: Sequence[float | None], unit: str = "") -> str:
+    """A line chart of ``ys`` over ``xs`` (gaps where a value is None), with its latest value."""
+    points = [(x, y) for x, y in zip(xs, ys, strict=True) if y is not None]
+    latest = f"{points[-1][1]:.3g}{unit}" if points else "-"
+    head = (
+        f"<svg width='{WIDTH}' height='{HEIGHT}' viewBox='0 0 {WIDTH} {HEIGHT}' "
+        "xmlns='http://www.w3.org/2000/svg' style='font:11px sans-serif'>"
+        f"<text x='4' y='13'>{html.escape(title)}: <tspan font-weight='bold'>{latest}</tspan>"
+        "</text>"
+    )
+    if len(points) < 2:
+        return head + f"<text x='4' y='{HEIGHT // 2 + 8}' fill='#888'>waiting for data</text></svg>"
+    x0, x1 = min(p[0] for p in points), max(p[0] for p in points)
+    top = max(p[1] for p in points) or 1.0
+    scale_x = (WIDTH - 2 * PAD) / ((x1 - x0) or 1)
+    scale_y = (HEIGHT - PAD - 18) / top
+    path = " ".join(
+        f"{PAD + (x - x0) * scale_x:.1f},{HEIGHT - PAD - y * scale_y:.1f}" for x, y in points
+    )
+    base = HEIGHT - PAD
+    axis = f"<line x1='{PAD}' y1='{base}' x2='{WIDTH - PAD}' y2='{base}' stroke='#bbb'/>"
+    label = (
+        f"<text x='{WIDTH - PAD}' y='{HEIGHT - 6}' text-anchor='end' fill='#888'>"
+        f"max {top:.3g}{unit}</text>"
+    )
+    return (
+        head
+        + axis
+        + f"<polyline fill='none' stroke='#1f77b4' stroke-width='1.5' points='{path}'/>"
+        + label
+        + "</svg>"
+    )
+
+
+def bars(title: str, counts: dict[str, int]) -> str:
+    """A horizontal bar per key (e.g. HTTP status), longest first."""
+    items = sorted(counts.items(), key=lambda kv: -kv[1])[:6]
+    height = 18 + 16 * max(1, len(items))
+    top = max((n for _, n in items), default=1) or 1
+    rows = [
+        f"<text x='4' y='{30 + 16 * i}'>{html.escape(k)}</text>"
+        f"<rect x='60' y='{20 + 16 * i}' width='{(WIDTH - 120) * n / top:.1f}' height='12' "
+        f"fill='{'#2ca02c' if k.startswith('2') else '#d62728'}'/>"
+        f"<text x='{WIDTH - 4}' y='{30 + 16 * i}' text-anchor='end'>{n}</text>"
+        for i, (k, n) in enumerate(items)
+    ]
+    empty = [] if items else ["<text x='4' y='30' fill='#888'>no requests yet</text>"]
+    return (
+        f"<svg width='{WIDTH}' height='{height}' xmlns='http://www.w3.org/2000/svg' "
+        f"style='font:11px sans-serif'><text x='4' y='13'>{html.escape(title)}</text>"
+        + "".join(rows + empty)
+        + "</svg>"
+    )

@@ -1,0 +1,113 @@
+"""The live monitor: an ipywidgets dashboard of one deployment, refreshed every second.
+
+It reads the cluster's aggregator (the replicas' own counts), so it shows the same
+numbers as any other kernel, the CLI or Prometheus. A background thread refreshes it,
+which keeps the kernel free for other cells; ``stop()`` or the Stop button ends it.
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from . import charts
+
+if TYPE_CHECKING:
+    from .deployment import Deployment
+
+
+class Monitor:
+    """Traffic, latency, errors and replicas of ``deployment``, live."""
+
+    def __init__(self, deployment: Deployment, interval_s: float = 1.0, window_s: int = 120):
+        import ipywidgets as widgets
+
+        self.deployment = deployment
+        self.interval_s = interval_s
+        self.window_s = window_s
+        self.updates = 0
+        self.summary = widgets.HTML()
+        self.traffic, self.latency = widgets.HTML(), widgets.HTML()
+        self.replicas, self.statuses = widgets.HTML(), widgets.HTML()
+        stop = widgets.Button(description="Stop updates", layout={"width": "140px"})
+        stop.on_click(lambda _button: self.stop())
+        self.widget = widgets.VBox(
+            [
+                widgets.HBox([self.summary, stop]),
+                widgets.HBox([self.traffic, self.latency]),
+                widgets.HBox([self.replicas, self.statuses]),
+            ]
+        )
+        close = self.widget.close
+
+        def close_and_stop() -> None:  # closing the widget ends its updates too
+            self.stop()
+            close()
+
+        self.widget.close = close_and_stop
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle --------------------------------------------------------------------
+    def start(self) -> Monitor:
+        """Refresh in the background until :meth:`stop` (idempotent)."""
+        if self._thread is None or not self._thread.is_alive():
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, daemon=True, name="jd-monitor")
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop the updates; the widget keeps showing the last snapshot."""
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=10)
+        self.summary.value += " <i>(updates stopped)</i>"
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.refresh()
+            except Exception as exc:  # the cluster may be gone; show it and keep trying
+                self.summary.value = f"<b>{html.escape(self.deployment.name)}</b>: {exc}"
+            self._stop.wait(self.interval_s)
+
+    # -- drawing ----------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Read the aggregator once and redraw every chart."""
+        from . import serving
+
+        snap = self.deployment.metrics(self.window_s)
+        replicas_now = serving.application_status(self.deployment.name)["replicas"]
+        series = snap["series"]
+        xs = [p["t"] - time.time() for p in series]
+        p = snap["latency_ms"]
+        fmt = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
+        self.summary.value = (
+            f"<b>{html.escape(self.deployment.name)}</b> v{self.deployment.version} · "
+            f"{snap['total_requests']} requests since deploy · "
+            f"{snap['rate_rps']:.1f} req/s · errors {snap['error_rate']:.1%} · "
+            f"p50/p95/p99 {fmt(p['p50'])}/{fmt(p['p95'])}/{fmt(p['p99'])} ms · "
+            f"replicas {replicas_now.get('RUNNING', 0)} running"
+        )
+        self.traffic.value = charts.line("requests/s", xs, [p["requests"] for p in series])
+        self.latency.value = charts.line("p95 latency", xs, [p["p95_ms"] for p in series], " ms")
+        self.replicas.value = charts.line("replicas serving", xs, [p["replicas"] for p in series])
+        self.statuses.value = charts.bars(f"status, last {self.window_s} s", snap["by_status"])
+        self.updates += 1
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
+        self.start()
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"<Monitor {self.deployment.name} ({state}, {self.updates} updates)>"
