@@ -244,8 +244,9 @@ def scale(
     rec = DeploymentRecord.from_dict(record)
     live = rec.version(rec.live)  # type: ignore[arg-type]
     spec = DeploymentSpec.from_dict(live.spec)
-    auto = Autoscaling(min_replicas, max_replicas, spec.autoscaling.target_ongoing_requests)
-    spec = dataclasses.replace(spec, autoscaling=auto)
+    auto = dataclasses.replace(spec.autoscaling, min_replicas=min_replicas,
+                               max_replicas=max_replicas)  # fmt: skip
+    spec = dataclasses.replace(spec, autoscaling=auto)  # validates the new range
     serving.submit(serving.Target(spec, live.version, live.bento_tag, rec.token), auto)
     live.spec = spec.to_dict()
     _call(registry.update_spec, name, live.version, live.spec)
