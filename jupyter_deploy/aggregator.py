@@ -88,22 +88,25 @@ class Aggregator:
             "series": [_point(s) for s in recent],
         }
 
-    def prometheus(self) -> str:
-        """Every deployment's totals in the Prometheus text exposition format."""
+    def _selected(self, only: str | None) -> list[tuple[str, _Deployment]]:
+        return sorted((n, d) for n, d in self._deployments.items() if only in (None, n))
+
+    def prometheus(self, only: str | None = None) -> str:
+        """Totals in the Prometheus text exposition format: every deployment, or ``only``."""
         requests = "jupyter_deploy_requests_total"
         latency = "jupyter_deploy_request_latency_ms"
         lines = [
             f"# HELP {requests} Requests answered, by HTTP status.",
             f"# TYPE {requests} counter",
         ]
-        for name, dep in sorted(self._deployments.items()):
+        for name, dep in self._selected(only):
             for status, n in sorted(dep.total.by_status.items()):
                 lines.append(f'{requests}{{deployment="{name}",status="{status}"}} {n}')
         lines += [
             f"# HELP {latency} Request latency in the replica.",
             f"# TYPE {latency} histogram",
         ]
-        for name, dep in sorted(self._deployments.items()):
+        for name, dep in self._selected(only):
             cumulative = 0
             for upper, n in zip(LATENCY_BUCKETS_MS, dep.total.latency, strict=True):
                 cumulative += n

@@ -186,7 +186,8 @@ class ModelReplica:
                 return _json({"error": f"use POST for {path}"}, 405, self._headers)
             return await self._predict(request, path[1:])
         if path == "/metrics" and self._recorder is not None:
-            text = await aggregator_handle(create=False).prometheus.remote()
+            # Only this deployment's figures: its token must not reveal other deployments.
+            text = await aggregator_handle(create=False).prometheus.remote(self.name)
             return Response(text, media_type="text/plain; version=0.0.4", headers=self._headers)
         route = self._get_routes.get(path)
         if route is None:

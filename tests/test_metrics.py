@@ -80,6 +80,7 @@ def test_prometheus_text_over_http_and_the_cli(counted: Any) -> None:
                      headers={"Authorization": f"Bearer {counted.token}"})  # fmt: skip
     assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/plain")
     assert 'jupyter_deploy_requests_total{deployment="counted",status="200"}' in resp.text
+    assert 'deployment="iris"' not in resp.text and 'deployment="' in resp.text
     assert httpx.get(f"{counted.url}/metrics").status_code == 401
     cli = subprocess.run([sys.executable, "-m", "jupyter_deploy.cli", "--json", "metrics",
                           "counted"], capture_output=True, text=True, timeout=120)  # fmt: skip

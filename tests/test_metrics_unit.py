@@ -41,5 +41,8 @@ def test_aggregator_sums_replicas_and_speaks_prometheus() -> None:
     text = agg.prometheus()
     assert 'jupyter_deploy_requests_total{deployment="m",status="200"} 12' in text
     assert 'jupyter_deploy_request_latency_ms_count{deployment="m"} 13' in text
+    agg.push("other", 1, "replica-c", a.to_dict())
+    assert 'deployment="other"' in agg.prometheus()
+    assert 'deployment="other"' not in agg.prometheus(only="m")
     agg.forget("m")
     assert agg.snapshot("m")["total_requests"] == 0
