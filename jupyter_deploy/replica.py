@@ -87,15 +87,13 @@ def load_runtime_module(bento_dir: Path, key: str) -> ModuleType:
     return module
 
 
-def _recorder(name: str, version: int) -> Recorder | None:
-    """A metrics recorder pushing to the cluster's aggregator, without waiting on it."""
+def _aggregator(name: str, version: int) -> Any:
+    """The cluster's metrics aggregator, or None (then the replica serves unmonitored)."""
     try:
-        aggregator = aggregator_handle(create=False)
-    except ValueError:  # no aggregator in this cluster: serve anyway, unmonitored
+        return aggregator_handle(create=False)
+    except ValueError:
         _log.warning("metrics aggregator not found; %s v%s is not monitored", name, version)
         return None
-    replica = serve.get_replica_context().replica_id.unique_id
-    return Recorder(lambda counts: aggregator.push.remote(name, version, replica, counts))
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -121,8 +119,13 @@ class ModelReplica:
         )
         self._input_error = rt.InputError
         self._dumps = rt.dumps
-        self._recorder = _recorder(self.name, self.version) if config.get("monitoring") else None
-
+        self._aggregator = (
+            _aggregator(self.name, self.version) if config.get("monitoring") else None
+        )
+        self._recorder: Recorder | None = None
+        if self._aggregator is not None:
+            push, replica = self._aggregator.push, serve.get_replica_context().replica_id.unique_id
+            self._recorder = Recorder(lambda c: push.remote(self.name, self.version, replica, c))
         self._headers = {"x-model-version": str(self.version)}
         openapi = yaml.safe_load((bento_dir / "apis" / "openapi.yaml").read_text())
         proba = ", predict_proba" if "predict_proba" in self.runtime.methods else ""
@@ -185,9 +188,9 @@ class ModelReplica:
             if request.method != "POST":
                 return _json({"error": f"use POST for {path}"}, 405, self._headers)
             return await self._predict(request, path[1:])
-        if path == "/metrics" and self._recorder is not None:
+        if path == "/metrics" and self._aggregator is not None:
             # Only this deployment's figures: its token must not reveal other deployments.
-            text = await aggregator_handle(create=False).prometheus.remote(self.name)
+            text = await self._aggregator.prometheus.remote(self.name)
             return Response(text, media_type="text/plain; version=0.0.4", headers=self._headers)
         route = self._get_routes.get(path)
         if route is None:
