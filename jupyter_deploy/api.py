@@ -172,9 +172,10 @@ def _roll_out(
     spec = DeploymentSpec.from_dict(new.spec)
     token = rec.token if spec.auth else None
     target = serving.Target(spec, version, new.bento_tag, rec.token)
+    live = _target(rec, rec.live) if rec.live is not None else None
     wait = float(timeout if timeout is not None else settings.deploy_timeout)
     try:
-        serving.rollout(target, _probe(url, token), wait, prog.note)
+        serving.rollout(target, _probe(url, token), wait, prog.note, serving=live)
     except BaseException as exc:  # KeyboardInterrupt too: never leave a half-made version
         _call(registry.drop_version, rec.name, version)
         if not isinstance(exc, DeploymentFailedError | DeploymentTimeoutError):
@@ -183,11 +184,17 @@ def _roll_out(
             with contextlib.suppress(DeploymentNotFoundError):
                 serving.delete_application(rec.name)
             raise
-        old = rec.version(rec.live)
-        old_spec = DeploymentSpec.from_dict(old.spec)
-        previous = serving.Target(old_spec, old.version, old.bento_tag, rec.token)
-        serving.rollout(previous, _probe(url, token if old_spec.auth else None), wait)
-        raise type(exc)(f"{exc} Version {old.version} keeps serving.") from None
+        previous = _target(rec, rec.live)
+        serving.rollout(previous, _probe(url, rec.token if previous.spec.auth else None), wait,
+                        serving=target)  # fmt: skip
+        raise type(exc)(f"{exc} Version {previous.version} keeps serving.") from None
+
+
+def _target(rec: DeploymentRecord, version: int) -> serving.Target:
+    """What serving ``version`` of ``rec`` means: its spec, Bento and the token."""
+    entry = rec.version(version)
+    return serving.Target(DeploymentSpec.from_dict(entry.spec), version, entry.bento_tag,
+                          rec.token)  # fmt: skip
 
 
 def _record(name: str, address: str | None) -> tuple[Any, dict[str, Any], Settings]:
@@ -224,15 +231,15 @@ def rollback(name: str, *, address: str | None = None, progress: bool = True) ->
     if not earlier:
         raise RollbackError(f"'{name}' has no version before v{rec.live} to roll back to.")
     previous = earlier[-1]
-    spec = DeploymentSpec.from_dict(previous.spec)
     info = cluster.current()
     assert info is not None
     url = f"{_base_url(info, settings)}/{name}"
     prog = Progress(f"rollback {name} to v{previous.version}", enabled=progress)
     with prog.step(f"deploy v{previous.version}"):
-        target = serving.Target(spec, previous.version, previous.bento_tag, rec.token)
-        serving.rollout(target, _probe(url, rec.token if spec.auth else None),
-                        float(settings.deploy_timeout), prog.note)  # fmt: skip
+        target = _target(rec, previous.version)
+        serving.rollout(target, _probe(url, rec.token if target.spec.auth else None),
+                        float(settings.deploy_timeout), prog.note,
+                        serving=_target(rec, rec.live))  # type: ignore[arg-type]  # fmt: skip
     return _handle(_call(registry.set_live, name, previous.version, "rollback"), settings)
 
 

@@ -82,26 +82,38 @@ class Counts:
 
 
 class Recorder:
-    """Counts one replica's requests and pushes them every second."""
+    """Counts one replica's requests per model version and pushes them every second."""
 
-    def __init__(self, push: Callable[[dict[str, Any]], None]) -> None:
+    def __init__(self, push: Callable[[int, dict[str, Any]], None]) -> None:
         self._push = push
-        self._window = Counts()
+        self._windows: dict[int, Counts] = {}
+        self._latest = 0  # the version an idle second is reported under
         self._task: asyncio.Task[None] | None = None
 
     def record(
-        self, status: int, latency_ms: float, rows: int = 0, error: str | None = None
+        self,
+        version: int,
+        status: int,
+        latency_ms: float,
+        rows: int = 0,
+        error: str | None = None,
     ) -> None:
-        self._window.add(status, latency_ms, rows, error)
+        window = self._windows.get(version)
+        if window is None:
+            window = self._windows[version] = Counts()
+        window.add(status, latency_ms, rows, error)
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._flush_forever())
 
     def flush(self) -> None:
-        window, self._window = self._window, Counts()
-        try:
-            self._push(window.to_dict())
-        except Exception:  # a missing aggregator must never break serving
-            _log.warning("could not push metrics", exc_info=True)
+        # Idle seconds still push (empty counts) so the aggregator sees the replica alive.
+        windows, self._windows = self._windows or {self._latest: Counts()}, {}
+        self._latest = max(windows)
+        for version, window in windows.items():
+            try:
+                self._push(version, window.to_dict())
+            except Exception:  # a missing aggregator must never break serving
+                _log.warning("could not push metrics", exc_info=True)
 
     async def _flush_forever(self) -> None:
         while True:

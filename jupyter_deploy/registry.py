@@ -54,6 +54,10 @@ class Registry:
     def __init__(self) -> None:
         self._archives: dict[str, bytes] = {}
         self._deployments: dict[str, DeploymentRecord] = {}
+        # Which version each deployment's replicas should load, and what each replica
+        # reports back: the in-place switch protocol of serving.switch_in_place().
+        self._targets: dict[str, dict[str, Any]] = {}
+        self._acks: dict[str, dict[str, dict[str, Any]]] = {}
 
     # -- Bento archives ---------------------------------------------------------------
     def has_archive(self, tag: str) -> bool:
@@ -105,7 +109,24 @@ class Registry:
             del self._deployments[name]
 
     def delete(self, name: str) -> bool:
+        self._targets.pop(name, None)
+        self._acks.pop(name, None)
         return self._deployments.pop(name, None) is not None
+
+    # -- in-place version switches ----------------------------------------------------
+    def set_target(self, name: str, target: dict[str, Any]) -> None:
+        """``target``: version, bento_tag and code key the replicas of ``name`` must serve."""
+        self._targets[name] = target
+
+    def target(self, name: str) -> dict[str, Any] | None:
+        return self._targets.get(name)
+
+    def ack(self, name: str, replica: str, report: dict[str, Any]) -> None:
+        """A replica's report: the version it serves, and the last version it failed to load."""
+        self._acks.setdefault(name, {})[replica] = {**report, "time": time.time()}
+
+    def acks(self, name: str) -> dict[str, dict[str, Any]]:
+        return dict(self._acks.get(name, {}))
 
 
 def handle(create: bool = True) -> Any:

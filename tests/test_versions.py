@@ -70,14 +70,23 @@ def _model(c: float, iris: tuple[Any, Any]) -> Any:
     return LogisticRegression(C=c, max_iter=300).fit(iris[0].to_numpy(), iris[1])
 
 
+def _running(name: str) -> set[str]:
+    from jupyter_deploy import serving
+
+    return {r["replica_id"] for r in serving._replicas(name)[1]
+            if str(getattr(r["state"], "value", r["state"])) == "RUNNING"}  # fmt: skip
+
+
 def test_new_version_and_rollback_under_traffic(cluster: Any, iris: tuple[Any, Any]) -> None:
     v1 = jd.deploy(_model(1.0, iris), name="rolling", progress=False)
     assert v1.version == 1
+    replicas = _running("rolling")
     with Traffic(v1) as traffic:
         time.sleep(1)
         v2 = jd.deploy(_model(0.01, iris), name="rolling", progress=False)
         time.sleep(1)
     assert v2.version == 2 and v2.token == v1.token  # clients keep their token
+    assert _running("rolling") == replicas  # same settings: loaded in place, no new process
     assert traffic.failures() == []
     assert traffic.versions()["1"] > 0 and traffic.versions()["2"] > 0
     assert len(traffic.results) > 20
@@ -92,10 +101,28 @@ def test_new_version_and_rollback_under_traffic(cluster: Any, iris: tuple[Any, A
         time.sleep(1)
     assert back.version == 1 and traffic.failures() == []
     assert back.predict(ROW).tolist() == _model(1.0, iris).predict(ROW).tolist()
+    assert _running("rolling") == replicas
     with pytest.raises(RollbackError, match="no version before v1"):
         back.rollback()
     back.delete()
     assert "rolling" not in [d.name for d in jd.list_deployments()]
+
+
+def test_new_settings_roll_out_new_replicas(cluster: Any, iris: tuple[Any, Any]) -> None:
+    v1 = jd.deploy(_model(1.0, iris), name="resized", progress=False)
+    replicas = _running("resized")
+    with Traffic(v1) as traffic:
+        time.sleep(1)
+        v2 = jd.deploy(_model(0.01, iris), name="resized", max_batch_rows=50, progress=False)
+        time.sleep(1)
+    assert traffic.failures() == [] and traffic.versions()["2"] > 0
+    assert v2.version == 2 and not _running("resized") & replicas  # a surge of new replicas
+    too_many = {"instances": ROW * 51}
+    r = httpx.post(
+        f"{v2.url}/predict", json=too_many, headers={"Authorization": f"Bearer {v2.token}"}
+    )
+    assert r.status_code == 413
+    v2.delete()
 
 
 class FailsOnReplica:
