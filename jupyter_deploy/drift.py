@@ -11,7 +11,8 @@ Buckets. A numeric feature is cut at the reference's quantiles (``bins`` fine bi
 cut points dropped); a numeric feature with at most :data:`DISCRETE_MAX` distinct reference
 values is cut halfway between them instead, so each value gets its own bucket. A categorical
 feature keeps its ``max_categories`` most frequent reference values, then an "other" bucket
-(unseen live values land there). Every feature ends with a "missing" bucket (NaN/None/NA).
+(unseen live values land there). Every feature ends with a "missing" bucket (NaN/None/NA;
+for a numeric feature also a live value that is not a number).
 
 Scores.
 
@@ -19,7 +20,8 @@ Scores.
   ``|F_live - F_ref|`` taken over the cut points only. It never exceeds the exact statistic
   and, with fine quantile bins on continuous data, is within about ``1/bins`` of it. Missing
   values sort after every number, so a jump of the missing share moves the CDF. The p-value
-  is the KS distribution's with effective size ``n*m/(n+m)`` (conservative, as D is).
+  is the KS distribution's for the effective size ``n*m/(n+m)`` (Stephens' approximation,
+  see :func:`_ks`); conservative, as D is.
 * Categorical test: chi-square goodness of fit of the live counts against the reference
   proportions (0.5 pseudo-count per bucket so an unseen bucket has an expectation; buckets
   expected below 5 are pooled).
@@ -30,7 +32,8 @@ Scores.
 
 A feature is flagged when both say so (see :class:`DriftThresholds`): the test says the change
 is not window noise, PSI says it is big enough to matter (on a large window a test alone
-flags negligible shifts, on a small one PSI alone flags noise).
+flags negligible shifts, on a small one PSI alone flags noise). On windows of a few dozen
+values PSI's noise alone passes 0.2, so there the test decides.
 """
 
 from __future__ import annotations
@@ -404,7 +407,10 @@ def _ks(ref: np.ndarray, live: np.ndarray) -> tuple[float, float]:
 
     m, n = ref.sum(), live.sum()
     d = float(np.max(np.abs(np.cumsum(live) / n - np.cumsum(ref) / m)))
-    return d, float(stats.kstwo.sf(d, max(1, round(n * m / (n + m)))))
+    # Stephens' finite-size correction of the Kolmogorov limit law: within ~1% of the exact
+    # kstwo.sf near p=0.01 for n >= 20, at ~70 us where kstwo.sf takes up to tens of ms.
+    root = math.sqrt(n * m / (n + m))
+    return d, float(stats.kstwobign.sf(d * (root + 0.12 + 0.11 / root)))
 
 
 def _chi2(ref: np.ndarray, live: np.ndarray) -> tuple[float, float]:
