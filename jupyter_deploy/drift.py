@@ -308,14 +308,17 @@ class ReferenceProfile:
     def summarise(self, frame: pandas.DataFrame | Mapping[str, Any]) -> Counts:
         """Live bucket counts per feature of a batch of rows (a DataFrame or column mapping).
 
-        Extra columns are ignored; a feature without a column counts all rows as missing.
+        Columns match features by ``str(column)`` (as :meth:`from_frame` names them, so a
+        frame with integer column labels works). Extra columns are ignored; a feature without
+        a column counts all rows as missing.
         """
         if hasattr(frame, "columns"):
-            rows, present = len(frame), frame.columns
+            rows, labels = len(frame), frame.columns
         else:
-            rows, present = (len(next(iter(frame.values()))) if frame else 0), frame
+            rows, labels = (len(next(iter(frame.values()))) if frame else 0), frame.keys()
+        present = {str(label): label for label in labels}
         return {
-            f.name: f.count(frame[f.name] if f.name in present else None, rows).tolist()
+            f.name: f.count(frame[present[f.name]] if f.name in present else None, rows).tolist()
             for f in self.features
         }
 
