@@ -249,6 +249,16 @@ def test_column_types_and_odd_live_values() -> None:
     assert counts["kind"] == [1, 0, 0, 1, 0]  # an unhashable value is "other"
 
 
+def test_integer_column_labels_match_by_name() -> None:
+    rng = np.random.default_rng(14)
+    train = pd.DataFrame(rng.normal(size=(200, 3)))  # what a model fitted on arrays sees
+    profile = ReferenceProfile.from_frame(train)
+    assert [f.name for f in profile.features] == ["0", "1", "2"]
+    live = pd.DataFrame(rng.normal(size=(50, 3)))
+    counts = profile.summarise(live)
+    assert all(counts[name][-1] == 0 and sum(counts[name]) == 50 for name in counts)
+
+
 @pytest.mark.parametrize(
     ("call", "message"),
     [
