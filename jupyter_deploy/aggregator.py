@@ -11,9 +11,12 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .metrics import LATENCY_BUCKETS_MS, Counts
+
+if TYPE_CHECKING:
+    from .quality import Quality
 
 AGGREGATOR_NAME = "jupyter_deploy_metrics"
 KEEP_S = 900
@@ -31,6 +34,7 @@ class _Deployment:
     total: Counts = field(default_factory=Counts)
     by_version: dict[str, Counts] = field(default_factory=dict)
     seconds: deque[_Second] = field(default_factory=lambda: deque(maxlen=KEEP_S))
+    quality: Quality | None = None  # drift and feedback; made when a replica registers
 
 
 def _point(second: _Second) -> dict[str, Any]:
@@ -59,9 +63,31 @@ class Aggregator:
         second.replicas.add(replica)
         dep.total.merge(counts)
         dep.by_version.setdefault(str(version), Counts()).merge(counts)
+        if "quality" in counts and dep.quality is not None:
+            dep.quality.push(version, counts["quality"])
 
     def forget(self, name: str) -> None:
         self._deployments.pop(name, None)
+
+    def _quality(self, name: str) -> Quality:
+        from .quality import Quality
+
+        dep = self._deployments.setdefault(name, _Deployment())
+        if dep.quality is None:
+            dep.quality = Quality()
+        return dep.quality
+
+    def register(self, name: str, version: int, reference: dict[str, Any]) -> None:
+        """A replica loaded ``version``: its reference profiles, task and drift thresholds."""
+        self._quality(name).register(version, reference)
+
+    def feedback(self, name: str, items: list[dict[str, Any]]) -> dict[str, Any]:
+        """True labels for earlier requests, by request id (see :mod:`jupyter_deploy.quality`)."""
+        return self._quality(name).feedback(items)
+
+    def quality(self, name: str, window_s: int = 300) -> dict[str, Any]:
+        """Input and prediction drift and accuracy of the live version over ``window_s``."""
+        return self._quality(name).report(window_s)
 
     def snapshot(self, name: str, window_s: int = 60) -> dict[str, Any]:
         """Totals, and over the last ``window_s`` seconds: rate, latency, errors, series."""

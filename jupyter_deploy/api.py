@@ -80,6 +80,9 @@ def deploy(
     allow_nan: bool = False,
     max_batch_rows: int = 10_000,
     monitoring: bool = True,
+    reference: Any = None,
+    log_sample_rate: float = 1.0,
+    drift: dict[str, float] | None = None,
     address: str | None = None,
     namespace: dict[str, Any] | None = None,
     progress: bool = True,
@@ -106,7 +109,15 @@ def deploy(
     allow_nan
         Accept missing values in every column (default: only where the sample had some).
     monitoring
-        Count every request in the replicas for :meth:`Deployment.metrics` (default True).
+        Count every request in the replicas for :meth:`Deployment.metrics`, profile the
+        inputs for drift, and keep the payload log (default True).
+    reference
+        Data (DataFrame or 2-D array) whose profile drift is measured against; default
+        ``sample``. Without either, drift is unavailable.
+    log_sample_rate
+        Share of requests written to the payload log, 0 to 1 (default 1: all of them).
+    drift
+        Drift thresholds: ``{"psi": 0.2, "p_value": 0.01, "min_count": 30}`` (defaults).
     address
         Ray cluster address; default ``RAY_ADDRESS``, else the embedded local cluster.
     timeout
@@ -128,12 +139,14 @@ def deploy(
         auth=auth,
         max_batch_rows=max_batch_rows,
         monitoring=monitoring,
+        log_sample_rate=log_sample_rate,
+        drift=dict(drift or {}),
     )
     notebook = (namespace or {}).get("__session__")
     prog = Progress(f"deploy {name}", enabled=progress)
     with prog.step("capture"):
-        cap = capture(obj, sample=sample, allow_nan=allow_nan, variable=variable,
-                      notebook=notebook)  # fmt: skip
+        cap = capture(obj, sample=sample, reference=reference, allow_nan=allow_nan,
+                      variable=variable, notebook=notebook)  # fmt: skip
     from .packaging import build_bento, export_archive, model_metadata
 
     with prog.step("package"):

@@ -32,6 +32,8 @@ class ModelCapture:
     modules: set[str] = field(default_factory=set)
     variable: str | None = None
     notebook: str | None = None
+    # Profile of the inputs and predictions for drift (None: deployed without data).
+    reference: dict[str, Any] | None = None
 
     @property
     def model_class(self) -> str:
@@ -72,6 +74,7 @@ def capture(
     model: Any,
     *,
     sample: Any = None,
+    reference: Any = None,
     allow_nan: bool = False,
     variable: str | None = None,
     notebook: str | None = None,
@@ -99,6 +102,11 @@ def capture(
     )
     if sample is not None:
         smoke_test(cap, sample)
+    data = reference if reference is not None else sample
+    if data is not None:
+        from .reference import build_reference
+
+        cap.reference = build_reference(model, data, schema, label)
     return cap
 
 

@@ -67,3 +67,51 @@ def bars(title: str, counts: dict[str, int]) -> str:
         + "".join(rows + empty)
         + "</svg>"
     )
+
+
+def histogram(title: str, labels: Sequence[str], reference: Sequence[float],
+              live: Sequence[float]) -> str:  # fmt: skip
+    """Reference (grey) and live (blue) proportions side by side, one pair per bucket."""
+    n = max(1, len(labels))
+    top = max([*reference, *live, 1e-9])
+    slot = (WIDTH - 2 * PAD) / n
+    bar = max(1.0, slot / 2 - 1)
+    base = HEIGHT - PAD
+    scale = (HEIGHT - PAD - 20) / top
+    parts = [
+        f"<svg width='{WIDTH}' height='{HEIGHT}' xmlns='http://www.w3.org/2000/svg' "
+        f"style='font:11px sans-serif'><text x='4' y='13'>{html.escape(title)} "
+        "<tspan fill='#999'>■ reference</tspan> <tspan fill='#1f77b4'>■ live</tspan></text>"
+    ]
+    for i, (ref, got) in enumerate(zip(reference, live, strict=True)):
+        x = PAD + i * slot
+        parts.append(f"<rect x='{x:.1f}' y='{base - ref * scale:.1f}' width='{bar:.1f}' "
+                     f"height='{ref * scale:.1f}' fill='#bbb'/>")  # fmt: skip
+        parts.append(f"<rect x='{x + bar:.1f}' y='{base - got * scale:.1f}' width='{bar:.1f}' "
+                     f"height='{got * scale:.1f}' fill='#1f77b4'/>")  # fmt: skip
+    if labels:
+        first, last = html.escape(str(labels[0])), html.escape(str(labels[-1]))
+        parts.append(f"<text x='{PAD}' y='{HEIGHT - 6}' fill='#888'>{first}</text>")
+        parts.append(f"<text x='{WIDTH - PAD}' y='{HEIGHT - 6}' text-anchor='end' "
+                     f"fill='#888'>{last}</text>")  # fmt: skip
+    return "".join(parts) + "</svg>"
+
+
+def drift_table(rows: Sequence[dict[str, object]]) -> str:
+    """One line per feature: test, PSI, p-value, and a red flag when it drifted."""
+
+    def num(value: object) -> str:
+        return "-" if not isinstance(value, int | float) else f"{value:.3g}"
+
+    body = "".join(
+        f"<tr style='color:{'#d62728;font-weight:bold' if r['drifted'] else 'inherit'}'>"
+        f"<td>{'⚠ ' if r['drifted'] else ''}{html.escape(str(r['feature']))}</td>"
+        f"<td>{r['test']}</td><td>{num(r['psi'])}</td><td>{num(r['p_value'])}</td>"
+        f"<td>{r['n']}</td></tr>"
+        for r in rows
+    )
+    return (
+        "<table style='font:11px sans-serif;border-collapse:collapse' cellpadding='3'>"
+        "<tr><th align='left'>feature</th><th>test</th><th>PSI</th><th>p</th><th>n</th></tr>"
+        f"{body}</table>"
+    )

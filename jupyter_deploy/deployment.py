@@ -27,6 +27,28 @@ def _instances(x: Any) -> list[Any]:
     return list(x)
 
 
+def _plain(value: Any) -> Any:
+    """A label as JSON: numpy scalars and arrays become Python values."""
+    return value.tolist() if hasattr(value, "tolist") else value
+
+
+def _epoch(when: Any) -> float | None:
+    """Epoch seconds from a datetime, ISO string, number or timedelta (ago)."""
+    import datetime as dt
+
+    if when is None or isinstance(when, int | float):
+        return when
+    if isinstance(when, dt.timedelta):
+        return time.time() - when.total_seconds()
+    if isinstance(when, str):
+        when = dt.datetime.fromisoformat(when)
+    if isinstance(when, dt.datetime):
+        if when.tzinfo is None:
+            when = when.astimezone()  # a naive time is the kernel's local time
+        return when.timestamp()
+    raise TypeError(f"cannot read a time from {when!r}")
+
+
 class Deployment:
     """A deployed model. Obtain one from :func:`jupyter_deploy.deploy` or ``get``."""
 
@@ -114,10 +136,15 @@ class Deployment:
         return resp.json()
 
     def predict(self, x: Any) -> Any:
-        """Predictions of the live version for the rows of ``x`` (as a numpy array)."""
+        """Predictions of the live version for the rows of ``x`` (as a numpy array).
+
+        The answer's request id is kept in :attr:`last_request_id` (for :meth:`feedback`).
+        """
         import numpy as np
 
-        return np.asarray(self._post("predict", x)["predictions"])
+        answer = self._post("predict", x)
+        self.last_request_id: str | None = answer.get("request_id")
+        return np.asarray(answer["predictions"])
 
     def predict_proba(self, x: Any) -> Any:
         import numpy as np
@@ -152,6 +179,47 @@ class Deployment:
         from .aggregator import handle
 
         return ray.get(handle().snapshot.remote(self.name, window_s))
+
+    def drift(self, window_s: int = 300) -> dict[str, Any]:
+        """Input and prediction drift of the live version, and accuracy from feedback.
+
+        Over the last ``window_s`` seconds: per feature the PSI, the test (KS or
+        chi-square), its p-value and whether it drifted; the same for the predictions;
+        reference vs live histograms; accuracy (classification) or MAE/RMSE (regression).
+        ``available`` is False, with a ``reason``, for a deployment made without a sample.
+        """
+        import ray
+
+        from .aggregator import handle
+
+        return ray.get(handle().quality.remote(self.name, window_s))
+
+    def feedback(self, request_ids: Any, labels: Any) -> dict[str, Any]:
+        """Send the true labels of earlier predictions (``POST <url>/feedback``)."""
+        import httpx
+
+        ids = [request_ids] if isinstance(request_ids, str) else list(request_ids)
+        values = [labels] if isinstance(request_ids, str) else list(labels)
+        items = [{"request_id": r, "label": _plain(y)} for r, y in zip(ids, values, strict=True)]
+        resp = httpx.post(f"{self.url}/feedback", json={"feedback": items},
+                          headers=self._headers(), timeout=60)  # fmt: skip
+        if resp.status_code != 200:
+            raise PredictionError(f"{self.name}: {resp.json().get('error')}", resp.status_code)
+        return dict(resp.json())
+
+    def logs(self, since: Any = None, until: Any = None, limit: int = 0) -> Any:
+        """The payload log as a DataFrame: one row per sampled request, oldest first.
+
+        ``since``/``until``: a datetime, an ISO string, epoch seconds, or a timedelta
+        (that long ago). Columns: time, request_id, version, method, status, latency_ms,
+        rows, request, response (bodies parsed from JSON).
+        """
+        import ray
+
+        from .payload_log import handle, to_frame
+
+        records = ray.get(handle().read.remote(self.name, _epoch(since), _epoch(until), limit))
+        return to_frame(records)
 
     def monitor(self, interval_s: float = 1.0, window_s: int = 120) -> Any:
         """A live dashboard of this deployment; it starts updating when displayed."""

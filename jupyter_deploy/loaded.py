@@ -22,6 +22,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+REFERENCE_FILE = "reference.json"
 _DOCS_HTML = """<!doctype html><html><head><title>{name} API</title></head><body>
 <h1>{name} v{version}</h1><p>OpenAPI document: <a href="docs.json">docs.json</a>.
 Routes: POST predict{proba}, feedback; GET readyz, livez, schema.json, metadata.
@@ -80,6 +81,8 @@ class LoadedVersion:
     get_routes: dict[str, tuple[bytes, str]]
     module_name: str
     bento_dir: Path
+    # The deploy-time profile of the inputs and predictions, for drift (None: no sample).
+    reference: dict[str, Any] | None
 
     @classmethod
     def load(
@@ -97,9 +100,10 @@ class LoadedVersion:
         bento = yaml.safe_load((bento_dir / "bento.yaml").read_text())
         model_name, model_version = bento["models"][0]["tag"].split(":")
         rt = load_runtime_module(bento_dir, f"{name}_{version}_{model_version}")
-        runtime = rt.ModelRuntime.from_dir(
-            bento_dir / "models" / model_name / model_version, max_batch_rows
-        )
+        model_dir = bento_dir / "models" / model_name / model_version
+        runtime = rt.ModelRuntime.from_dir(model_dir, max_batch_rows)
+        reference_file = model_dir / REFERENCE_FILE
+        reference = json.loads(reference_file.read_text()) if reference_file.exists() else None
         openapi = yaml.safe_load((bento_dir / "apis" / "openapi.yaml").read_text())
         proba = ", predict_proba" if "predict_proba" in runtime.methods else ""
         metadata = {
@@ -132,6 +136,7 @@ class LoadedVersion:
             get_routes=routes,
             module_name=rt.__name__,
             bento_dir=bento_dir,
+            reference=reference,
         )
 
     def unload(self) -> None:

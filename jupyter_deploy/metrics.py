@@ -84,8 +84,11 @@ class Counts:
 class Recorder:
     """Counts one replica's requests per model version and pushes them every second."""
 
-    def __init__(self, push: Callable[[int, dict[str, Any]], None]) -> None:
+    def __init__(
+        self, push: Callable[[int, dict[str, Any]], None], observations: Any = None
+    ) -> None:
         self._push = push
+        self.observations = observations  # an Observations, drained with each flush
         self._windows: dict[int, Counts] = {}
         self._latest = 0  # the version an idle second is reported under
         self._task: asyncio.Task[None] | None = None
@@ -110,8 +113,15 @@ class Recorder:
         windows, self._windows = self._windows or {self._latest: Counts()}, {}
         self._latest = max(windows)
         for version, window in windows.items():
+            data = window.to_dict()
             try:
-                self._push(version, window.to_dict())
+                seen = self.observations.drain(version) if self.observations else None
+                if seen:
+                    data["quality"] = seen
+            except Exception:  # a drift summary must never cost the counts
+                _log.warning("could not summarise inputs for drift", exc_info=True)
+            try:
+                self._push(version, data)
             except Exception:  # a missing aggregator must never break serving
                 _log.warning("could not push metrics", exc_info=True)
 

@@ -3,6 +3,11 @@
 It reads the cluster's aggregator (the replicas' own counts), so it shows the same
 numbers as any other kernel, the CLI or Prometheus. A background thread refreshes it,
 which keeps the kernel free for other cells; ``stop()`` or the Stop button ends it.
+Drift and accuracy are recomputed every :data:`QUALITY_EVERY` refreshes (they run
+statistical tests over the whole window).
+
+Saved notebooks keep the last picture twice over: the widget state (nbclient and
+JupyterLab save it), and a static HTML copy in the output for renderers without widgets.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ import time
 from typing import TYPE_CHECKING
 
 from . import charts
+
+QUALITY_EVERY = 5
 
 if TYPE_CHECKING:
     from .deployment import Deployment
@@ -31,13 +38,21 @@ class Monitor:
         self.summary = widgets.HTML()
         self.traffic, self.latency = widgets.HTML(), widgets.HTML()
         self.replicas, self.statuses = widgets.HTML(), widgets.HTML()
+        self.quality = widgets.HTML()
+        self.predictions, self.feature = widgets.HTML(), widgets.HTML()
+        self.drift = widgets.HTML()
         stop = widgets.Button(description="Stop updates", layout={"width": "140px"})
         stop.on_click(lambda _button: self.stop())
+        self.panels = [self.summary, self.traffic, self.latency, self.replicas, self.statuses,
+                       self.quality, self.predictions, self.feature, self.drift]  # fmt: skip
         self.widget = widgets.VBox(
             [
                 widgets.HBox([self.summary, stop]),
                 widgets.HBox([self.traffic, self.latency]),
                 widgets.HBox([self.replicas, self.statuses]),
+                self.quality,
+                widgets.HBox([self.predictions, self.feature]),
+                self.drift,
             ]
         )
         close = self.widget.close
@@ -100,13 +115,57 @@ class Monitor:
         self.latency.value = charts.line("p95 latency", xs, [p["p95_ms"] for p in series], " ms")
         self.replicas.value = charts.line("replicas serving", xs, [p["replicas"] for p in series])
         self.statuses.value = charts.bars(f"status, last {self.window_s} s", snap["by_status"])
+        if self.updates % QUALITY_EVERY == 0:
+            self.refresh_quality()
         self.updates += 1
 
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
+    def refresh_quality(self) -> None:
+        """Drift of inputs and predictions, and accuracy from feedback."""
+        report = self.deployment.drift()
+        if not report.get("available"):
+            reason = report.get("reason") or "no data yet"
+            self.quality.value = f"<i>Drift unavailable: {html.escape(reason)}</i>"
+            return
+        features = report["features"]
+        flagged = [f["feature"] for f in features if f["drifted"]]
+        acc = report["accuracy"]
+        if acc.get("accuracy") is not None:
+            score = f"accuracy {acc['accuracy']:.1%} on {acc['labels']} labels"
+        elif acc.get("mae") is not None:
+            score = f"MAE {acc['mae']:.4g}, RMSE {acc['rmse']:.4g} on {acc['labels']} labels"
+        else:
+            score = "no feedback yet (POST <url>/feedback)"
+        drifted = (f"<b style='color:#d62728'>drift in {', '.join(map(html.escape, flagged))}</b>"
+                   if flagged else "no input drift")  # fmt: skip
+        self.quality.value = (
+            f"Last {report['window_s']} s vs the training sample: {drifted} · {score}"
+        )
+        hist = report["prediction_histogram"].get("prediction")
+        if hist:
+            self.predictions.value = charts.histogram(
+                f"predictions (n={hist['n']})", hist["labels"], hist["reference"], hist["live"]
+            )
+        ranked = sorted(features, key=lambda f: -(f["psi"] or 0))
+        if ranked:
+            top = report["histograms"][ranked[0]["feature"]]
+            self.feature.value = charts.histogram(
+                f"{top['feature']} (highest PSI)", top["labels"], top["reference"], top["live"]
+            )
+        self.drift.value = charts.drift_table(features + report["predictions"])
 
-        display(self.widget)
+    def snapshot_html(self) -> str:
+        """The dashboard as static HTML (what a notebook renderer without widgets shows)."""
+        return "<div>" + "".join(f"<div>{p.value}</div>" for p in self.panels if p.value) + "</div>"
+
+    def _repr_mimebundle_(self, **kwargs: object) -> dict[str, object]:
+        try:
+            self.refresh()  # the first picture now, so the static copy is not empty
+        except Exception as exc:
+            self.summary.value = f"<b>{html.escape(self.deployment.name)}</b>: {exc}"
+        bundle = dict(self.widget._repr_mimebundle_(**kwargs) or {})
+        bundle["text/html"] = self.snapshot_html()
         self.start()
+        return bundle
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"

@@ -46,6 +46,7 @@ def _fingerprint(cap: ModelCapture, spec: DeploymentSpec, pins: list[str]) -> st
     h.update("\n".join(pins).encode())
     h.update(str(spec.max_batch_rows).encode())
     h.update(",".join(cap.methods).encode())
+    h.update(json.dumps(cap.reference, sort_keys=True).encode())
     for src in _BENTO_FILES:
         h.update((_TEMPLATE_DIR / src).read_bytes())
     return h.hexdigest()[:20]
@@ -86,6 +87,7 @@ def build_bento(cap: ModelCapture, spec: DeploymentSpec) -> BentoRef:
     import bentoml
 
     from ._bento.runtime import save_model_files
+    from .loaded import REFERENCE_FILE
 
     pins = pinned_requirements(cap.modules)
     fingerprint = _fingerprint(cap, spec, pins)
@@ -100,6 +102,8 @@ def build_bento(cap: ModelCapture, spec: DeploymentSpec) -> BentoRef:
             metadata=meta,
         ) as bento_model:
             save_model_files(bento_model.path, cap.model_bytes, cap.schema)
+            if cap.reference is not None:
+                Path(bento_model.path, REFERENCE_FILE).write_text(json.dumps(cap.reference))
         with tempfile.TemporaryDirectory(prefix="jd-bento-") as ctx:
             for src, dst in _BENTO_FILES.items():
                 shutil.copyfile(_TEMPLATE_DIR / src, os.path.join(ctx, dst))

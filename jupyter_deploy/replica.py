@@ -14,12 +14,14 @@ and no new worker process has to start (:func:`jupyter_deploy.serving.switch_in_
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
 import logging
 import threading
 import time
+import uuid
 from typing import Any
 
 from ray import serve
@@ -28,11 +30,12 @@ from starlette.responses import Response
 
 from .aggregator import handle as aggregator_handle
 from .loaded import LoadedVersion
-from .metrics import Recorder
+from .telemetry import Telemetry
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
 BATCH_MAX_REQUESTS = 32
 WATCH_S = 0.25
+FEEDBACK_RETRY_S = 2.0  # > metrics.FLUSH_S: every replica has pushed its predictions by then
 _log = logging.getLogger("ray.serve")
 
 
@@ -78,19 +81,23 @@ class ModelReplica:
         target = ray.get(_registry().target.remote(self.name))
         if not target or target.get("code_key") != self._code_key:
             target = {"version": config["version"], "bento_tag": config["bento_tag"]}
-        self.state = self._load(target)
         self._failed: int | None = None
         self._aggregator = _aggregator(self.name) if config.get("monitoring") else None
-        self._recorder: Recorder | None = None
+        self._telemetry: Telemetry | None = None
         if self._aggregator is not None:
-            push, replica = self._aggregator.push, self._replica_id
-            self._recorder = Recorder(lambda v, c: push.remote(self.name, v, replica, c))
+            self._telemetry = Telemetry(self.name, self._replica_id, self._aggregator,
+                                        config.get("log_sample_rate", 1.0),
+                                        config.get("drift_thresholds", {}))  # fmt: skip
+        self.state = self._load(target)
         self._report()
         threading.Thread(target=self._watch, name="jd-version-watch", daemon=True).start()
 
     def _load(self, target: dict[str, Any]) -> LoadedVersion:
-        return LoadedVersion.load(self.name, int(target["version"]), target["bento_tag"],
-                                  self._max_batch_rows, _registry_fetch)  # fmt: skip
+        state = LoadedVersion.load(self.name, int(target["version"]), target["bento_tag"],
+                                   self._max_batch_rows, _registry_fetch)  # fmt: skip
+        if self._telemetry is not None:
+            self._telemetry.loaded(state)
+        return state
 
     def _report(self, error: str | None = None) -> None:
         report = {"version": self.state.version, "failed": self._failed, "error": error}
@@ -135,17 +142,23 @@ class ModelReplica:
 
     async def __call__(self, request: Request) -> Response:
         state = self.state  # one version per request, even if a swap happens meanwhile
-        if self._recorder is None:
+        # Serve's proxy gives every request an id (the client's x-request-id if it sent
+        # one) and returns it in the x-request-id response header.
+        rid = request.headers.get("x-request-id") or uuid.uuid4().hex
+        request.scope["jd_request_id"] = rid = rid[:128]
+        if self._telemetry is None:
             return await self._route(request, state)
         started = time.perf_counter()
         response = await self._route(request, state)
-        self._recorder.record(
-            state.version,
-            response.status_code,
-            (time.perf_counter() - started) * 1000,
-            request.scope.get("jd_rows", 0),
-            request.scope.get("jd_error"),
-        )
+        latency_ms = (time.perf_counter() - started) * 1000
+        scope, tel = request.scope, self._telemetry
+        rows = scope.get("jd_rows", 0)
+        tel.recorder.record(state.version, response.status_code, latency_ms, rows,
+                            scope.get("jd_error"))  # fmt: skip
+        method = scope.get("jd_method")
+        if method and tel.payloads is not None and tel.payloads.sampled():
+            tel.payloads.log(rid, state.version, method, response.status_code, latency_ms, rows,
+                             scope.get("jd_body", b""), bytes(response.body))  # fmt: skip
         return response
 
     async def _route(self, request: Request, state: LoadedVersion) -> Response:
@@ -159,9 +172,11 @@ class ModelReplica:
                 401,
                 {"www-authenticate": "Bearer", **headers},
             )
-        if path in ("/predict", "/predict_proba"):
+        if path in ("/predict", "/predict_proba", "/feedback"):
             if request.method != "POST":
                 return _json({"error": f"use POST for {path}"}, 405, headers)
+            if path == "/feedback":
+                return await self._feedback(request, headers)
             return await self._predict(request, state, path[1:])
         if path == "/metrics" and self._aggregator is not None:
             # Only this deployment's figures: its token must not reveal other deployments.
@@ -208,19 +223,63 @@ class ModelReplica:
         if length and length.isdigit() and int(length) > MAX_BODY_BYTES:
             return _json({"error": f"body over {MAX_BODY_BYTES} bytes"}, 413, headers)
         body = await request.body()
+        scope = request.scope
+        scope["jd_method"], scope["jd_body"] = method, body
         try:
             runtime.check_method(method)
             x = runtime.to_model_input(runtime.instances_from_body(body))
-            request.scope["jd_rows"] = len(x)
+            scope["jd_rows"] = len(x)
             out = await self._batched((state, method, x))
             if isinstance(out, BaseException):
                 raise out
             answer = runtime.answer(method, out)
+            answer["request_id"] = scope["jd_request_id"]
+            if method == "predict" and self._telemetry is not None:
+                self._telemetry.prediction(state.version, x, out, scope["jd_request_id"])
         except state.input_error as err:
-            request.scope["jd_error"] = type(err).__name__
+            scope["jd_error"] = type(err).__name__
             return _json({"error": str(err)}, err.status, headers)  # type: ignore[attr-defined]
         except Exception:
-            request.scope["jd_error"] = "ModelError"
+            scope["jd_error"] = "ModelError"
             _log.exception("prediction failed in %s v%s", self.name, state.version)
             return _json({"error": "the model failed on this input; see the replica log"}, 500)
         return Response(state.dumps(answer), media_type="application/json", headers=headers)
+
+    async def _feedback(self, request: Request, headers: dict[str, str]) -> Response:
+        """``{"request_id": ..., "label": ...}`` or ``{"feedback": [such items]}``."""
+        if self._aggregator is None:
+            return _json({"error": "monitoring is off for this deployment"}, 404, headers)
+        body = await request.body()
+        request.scope["jd_method"], request.scope["jd_body"] = "feedback", body
+        try:
+            items = _feedback_items(json.loads(body))
+        except ValueError as err:
+            request.scope["jd_error"] = "InputError"
+            return _json({"error": str(err)}, 400, headers)
+        result = await self._aggregator.feedback.remote(self.name, items)
+        if result["unknown"]:
+            # Replicas push their predictions once a second: feedback that follows its
+            # prediction at once may arrive first. Give the unknown ids one more chance.
+            await asyncio.sleep(FEEDBACK_RETRY_S)
+            unknown = set(result["unknown"])
+            again = await self._aggregator.feedback.remote(
+                self.name, [i for i in items if str(i["request_id"]) in unknown]
+            )
+            result = {"matched": result["matched"] + again["matched"], "unknown": again["unknown"],
+                      "wrong_length": result["wrong_length"] + again["wrong_length"]}  # fmt: skip
+        if not result["matched"]:
+            request.scope["jd_error"] = "UnknownRequest"
+            return _json({"error": "no prediction is known for these request ids "
+                          f"(they are kept for the last 200,000 requests): {result['unknown'][:5]}",
+                          **result}, 404, headers)  # fmt: skip
+        return _json(result, 200, headers)
+
+
+def _feedback_items(body: Any) -> list[dict[str, Any]]:
+    items = body.get("feedback", [body]) if isinstance(body, dict) else None
+    if not isinstance(items, list) or not items:
+        raise ValueError('send {"request_id": ..., "label": ...} or {"feedback": [...]}')
+    for i, item in enumerate(items):
+        if not isinstance(item, dict) or "request_id" not in item or "label" not in item:
+            raise ValueError(f"feedback item {i}: needs 'request_id' and 'label'")
+    return items

@@ -50,6 +50,8 @@ def _replica_settings(target: Target) -> dict[str, Any]:
         "max_batch_rows": spec.max_batch_rows,
         "token_sha256": hashlib.sha256(target.token.encode()).hexdigest() if spec.auth else None,
         "monitoring": spec.monitoring,
+        "log_sample_rate": spec.log_sample_rate if spec.monitoring else 0.0,
+        "drift_thresholds": dict(spec.drift),
         "resources": asdict(spec.resources),
         "jupyter_deploy": __version__,
     }

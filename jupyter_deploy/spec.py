@@ -71,6 +71,10 @@ class DeploymentSpec:
     max_batch_rows: int = 10_000
     # Replicas count every request and push the counts to the cluster's aggregator.
     monitoring: bool = True
+    # Share of requests written to the payload log (0 turns it off; needs monitoring).
+    log_sample_rate: float = 1.0
+    # Overrides of the drift thresholds (psi, p_value, min_count): drift.DriftThresholds.
+    drift: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         validate_name(self.name)
@@ -78,6 +82,19 @@ class DeploymentSpec:
         self.resources.validate()
         if self.max_batch_rows < 1:
             raise InvalidSpecError("max_batch_rows must be >= 1.")
+        if not 0.0 <= self.log_sample_rate <= 1.0:
+            raise InvalidSpecError(
+                f"log_sample_rate must be in [0, 1], got {self.log_sample_rate}."
+            )
+        if self.drift:
+            from .drift import DriftThresholds
+
+            try:
+                DriftThresholds(**self.drift).validate()
+            except TypeError:
+                raise InvalidSpecError(
+                    f"Unknown drift threshold in {sorted(self.drift)}; use psi, p_value, min_count."
+                ) from None
 
     @property
     def route(self) -> str:
@@ -95,6 +112,8 @@ class DeploymentSpec:
             auth=data.get("auth", True),
             max_batch_rows=data.get("max_batch_rows", 10_000),
             monitoring=data.get("monitoring", True),
+            log_sample_rate=data.get("log_sample_rate", 1.0),
+            drift=dict(data.get("drift", {})),
         )
 
 

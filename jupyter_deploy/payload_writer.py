@@ -1,0 +1,96 @@
+"""The replica's side of the payload log: sample, buffer, send in the background.
+
+A prediction must never wait for, or fail because of, the audit log. So
+:meth:`PayloadWriter.log` only appends to a bounded in-memory buffer (records beyond
+:data:`BUFFER` are dropped and counted), and a background task sends the buffer to the
+log actor (:mod:`jupyter_deploy.payload_log`) every :data:`SEND_S` seconds without
+waiting for the answer. At most :data:`IN_FLIGHT` batches may be unanswered: when the
+sink is slow or gone, batches stay in the buffer, then new records are dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+BUFFER = 20_000
+SEND_S = 0.5
+IN_FLIGHT = 4
+MAX_BODY_CHARS = 100_000  # longer bodies are cut (and marked) so one request cannot flood
+_log = logging.getLogger("ray.serve")
+
+
+def _text(body: bytes) -> str:
+    text = body[: MAX_BODY_CHARS + 1].decode("utf-8", errors="replace")
+    return text if len(text) <= MAX_BODY_CHARS else text[:MAX_BODY_CHARS] + "…[truncated]"
+
+
+class PayloadWriter:
+    """Buffers one replica's sampled records and ships them to the log in batches.
+
+    ``send(records, dropped)`` starts the shipping of one batch and returns something
+    ``done(ref)`` can test without blocking (a Ray ObjectRef in replicas).
+    """
+
+    def __init__(
+        self,
+        sample_rate: float,
+        send: Callable[[list[dict[str, Any]], int], Any],
+        done: Callable[[Any], bool],
+    ) -> None:
+        self.sample_rate = sample_rate
+        self._send, self._done = send, done
+        self._buffer: list[dict[str, Any]] = []
+        self._in_flight: list[Any] = []
+        self.dropped = 0  # dropped since the last batch was handed over
+        self.dropped_total = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def sampled(self) -> bool:
+        return self.sample_rate >= 1.0 or random.random() < self.sample_rate
+
+    def log(
+        self,
+        request_id: str,
+        version: int,
+        method: str,
+        status: int,
+        latency_ms: float,
+        rows: int,
+        request: bytes,
+        response: bytes,
+    ) -> None:
+        """Queue one record; never blocks, never raises into the request."""
+        if len(self._buffer) >= BUFFER:
+            self.dropped += 1
+            self.dropped_total += 1
+            return
+        self._buffer.append({
+            "time": time.time(), "request_id": request_id, "version": version,
+            "method": method, "status": status, "latency_ms": round(latency_ms, 3),
+            "rows": rows, "request": _text(request), "response": _text(response),
+        })  # fmt: skip
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._send_forever())
+
+    def ship(self) -> None:
+        """Hand the buffer to the sink if fewer than IN_FLIGHT batches are unanswered."""
+        self._in_flight = [ref for ref in self._in_flight if not self._done(ref)]
+        if (not self._buffer and not self.dropped) or len(self._in_flight) >= IN_FLIGHT:
+            return
+        batch, self._buffer = self._buffer, []
+        dropped, self.dropped = self.dropped, 0
+        try:
+            self._in_flight.append(self._send(batch, dropped))
+        except Exception:  # the sink is gone: these records are lost, serving goes on
+            self.dropped_total += len(batch)
+            _log.warning("payload log unavailable; %d records dropped", len(batch))
+
+    async def _send_forever(self) -> None:
+        while True:
+            await asyncio.sleep(SEND_S)
+            self.ship()

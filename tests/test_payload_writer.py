@@ -1,0 +1,122 @@
+"""The replica's payload writer on a real event loop, with sinks that are slow or broken."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any
+
+from jupyter_deploy import payload_writer
+from jupyter_deploy.payload_log import PayloadLog, to_frame
+from jupyter_deploy.payload_writer import PayloadWriter
+
+
+class SlowSink:
+    """Takes each batch on another thread and needs ``delay_s`` to store it."""
+
+    def __init__(self, delay_s: float) -> None:
+        self.delay_s = delay_s
+        self.records: list[dict[str, Any]] = []
+        self.dropped = 0
+
+    def send(self, records: list[dict[str, Any]], dropped: int) -> threading.Thread:
+        def store() -> None:
+            time.sleep(self.delay_s)
+            self.records.extend(records)
+            self.dropped += dropped
+
+        thread = threading.Thread(target=store)
+        thread.start()
+        return thread
+
+    @staticmethod
+    def done(thread: threading.Thread) -> bool:
+        return not thread.is_alive()
+
+
+def _log(writer: PayloadWriter, i: int) -> None:
+    writer.log(f"r{i}", 1, "predict", 200, 1.5, 1, b'{"instances": [[1]]}', b'{"predictions": [0]}')
+
+
+def test_a_slow_sink_never_blocks_logging_and_drops_are_counted(monkeypatch: Any) -> None:
+    monkeypatch.setattr(payload_writer, "BUFFER", 500)
+    monkeypatch.setattr(payload_writer, "SEND_S", 0.05)
+    sink = SlowSink(delay_s=2.0)  # far slower than the traffic
+    writer = PayloadWriter(1.0, sink.send, sink.done)
+
+    async def traffic() -> float:
+        worst = 0.0
+        for i in range(5000):
+            started = time.perf_counter()
+            _log(writer, i)
+            worst = max(worst, time.perf_counter() - started)
+            if i % 100 == 0:
+                await asyncio.sleep(0.01)  # the background sender gets its turns
+        return worst
+
+    worst = asyncio.run(traffic())
+    assert worst < 0.05  # appending never waits for the sink (typically microseconds)
+    assert writer.dropped_total > 0  # the buffer filled while the sink lagged
+    # Once the sink catches up, everything kept arrives, with the drops reported.
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and len(sink.records) + sink.dropped < 5000:
+        writer.ship()
+        time.sleep(0.1)
+    assert len(sink.records) + sink.dropped == 5000
+    assert [r["request_id"] for r in sink.records] == sorted(
+        (r["request_id"] for r in sink.records), key=lambda rid: int(rid[1:])
+    )
+
+
+def test_a_sink_that_raises_loses_records_not_requests() -> None:
+    def broken(records: list[dict[str, Any]], dropped: int) -> Any:
+        raise ConnectionError("the log actor is gone")
+
+    writer = PayloadWriter(1.0, broken, lambda ref: True)
+
+    async def traffic() -> None:
+        for i in range(100):
+            _log(writer, i)
+        writer.ship()
+
+    asyncio.run(traffic())
+    assert writer.dropped_total == 100
+
+
+def test_sampling_and_body_truncation() -> None:
+    sink = SlowSink(0.0)
+    writer = PayloadWriter(0.0, sink.send, sink.done)
+    assert not any(writer.sampled() for _ in range(1000))
+    writer.sample_rate = 0.25
+    share = sum(writer.sampled() for _ in range(20_000)) / 20_000
+    assert 0.22 < share < 0.28
+
+    async def one_big() -> None:
+        writer.log("big", 1, "predict", 200, 1.0, 1, b"x" * 300_000, b"{}")
+
+    asyncio.run(one_big())
+    writer.ship()
+    deadline = time.monotonic() + 5
+    while not sink.records and time.monotonic() < deadline:
+        time.sleep(0.01)
+    request = sink.records[0]["request"]
+    assert len(request) < 100_100 and request.endswith("[truncated]")
+
+
+def test_the_log_files_round_trip(tmp_path: Any) -> None:
+    log = PayloadLog(str(tmp_path))
+    now = time.time()
+    records = [{"time": now - 90_000 + i, "request_id": f"r{i}", "version": 1, "method": "predict",
+                "status": 200, "latency_ms": 1.0, "rows": 1, "request": '{"instances": [[1]]}',
+                "response": "not json"} for i in range(3)]  # fmt: skip
+    records.append({**records[0], "time": now, "request_id": "today"})
+    assert log.append("m", records, dropped=2) == 4
+    assert len(list((tmp_path / "m").glob("*.jsonl"))) == 2  # one file per UTC day
+    assert [r["request_id"] for r in log.read("m")] == ["r0", "r1", "r2", "today"]
+    assert [r["request_id"] for r in log.read("m", since=now - 1)] == ["today"]
+    assert [r["request_id"] for r in log.read("m", until=now - 89_999)] == ["r0"]
+    assert log.stats("m")["dropped"] == 2 and log.read("other") == []
+    frame = to_frame(log.read("m"))
+    assert frame["request"][0] == {"instances": [[1]]} and frame["response"][0] == "not json"
+    assert str(frame["time"].dt.tz) == "UTC"
