@@ -50,3 +50,65 @@ def test_monitor_magic(iris_dep: Any, capsys: Any) -> None:
     capsys.readouterr()
     assert shell.run_cell("%monitor ghost").result is None
     assert "No deployment named 'ghost'" in capsys.readouterr().err
+
+
+def test_monitor_shows_drift_accuracy_and_a_static_copy(iris_dep: Any, iris: Any) -> None:
+    x, y = iris
+    for i in range(0, 150, 15):  # the whole data set, graded: drift-free, accuracy known
+        iris_dep.predict(x.iloc[i : i + 15])
+        iris_dep.feedback(iris_dep.last_request_id, y.iloc[i : i + 15].to_numpy())
+    monitor = iris_dep.monitor(interval_s=0.2)
+    bundle = monitor._repr_mimebundle_()  # what display() sends: widget + static copy
+    try:
+        assert "application/vnd.jupyter.widget-view+json" in bundle
+        assert "requests since deploy" in bundle["text/html"]
+
+        def graded() -> bool:
+            monitor.refresh_quality()
+            return "accuracy" in monitor.quality.value
+
+        wait_for(graded, 20, "accuracy in the monitor")
+        assert "no input drift" in monitor.quality.value
+        assert (
+            "predictions (n=" in monitor.predictions.value and "<rect" in monitor.predictions.value
+        )
+        assert "petal_length" in monitor.drift.value and "⚠" not in monitor.drift.value
+    finally:
+        monitor.stop()
+
+
+def test_monitor_updates_in_a_real_kernel(iris_dep: Any) -> None:
+    """The widget's model state changes on the kernel's iopub channel as traffic comes."""
+    from jupyter_client.manager import start_new_kernel
+
+    km, kc = start_new_kernel(kernel_name="python3")
+    try:
+        kc.execute(
+            "import jupyter_deploy as jd\nm = jd.get('iris').monitor(interval_s=0.3)\ndisplay(m)\n"
+        )
+        summaries: list[str] = []
+
+        def seen_count(at_least: int) -> bool:
+            while True:
+                try:
+                    msg = kc.get_iopub_msg(timeout=0.2)
+                except Exception:  # queue empty for now
+                    break
+                content = msg["content"]
+                state = content.get("data", {}).get("state", {})
+                value = state.get("value", "")
+                if msg["msg_type"] in ("comm_open", "comm_msg") and "since deploy" in value:
+                    summaries.append(value)
+            counts = [int(s.split(" requests since deploy")[0].split("· ")[-1]) for s in summaries]
+            return bool(counts) and max(counts) >= at_least
+
+        wait_for(lambda: seen_count(1), 60, "the monitor's first state")
+        before = iris_dep.metrics()["total_requests"]
+        for _ in range(10):
+            iris_dep.predict(ROW)
+        wait_for(lambda: seen_count(before + 10), 30, "an update with the new requests")
+        kc.execute("m.stop()")
+        wait_for(lambda: seen_count(0) and "updates stopped" in summaries[-1], 20, "the stop")
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
