@@ -53,6 +53,10 @@ class DeployMagics(Magics):
     @argument("--num-gpus", type=float, default=0.0, help="GPUs per replica (default 0).")
     @argument("--no-auth", action="store_true", help="Serve without a bearer token.")
     @argument("--allow-nan", action="store_true", help="Accept missing values in all columns.")
+    @argument("--reference", help="Variable with the data drift is measured against "
+              "(default: the sample).")  # fmt: skip
+    @argument("--log-sample-rate", type=float, default=1.0,
+              help="Share of requests kept in the payload log (default 1, 0 = off).")  # fmt: skip
     @argument("--rollback", metavar="NAME", help="Serve NAME's previous version again.")
     @line_magic
     @_one_line_errors
@@ -66,15 +70,16 @@ class DeployMagics(Magics):
         if not args.model:
             raise JupyterDeployError("Name the model to deploy: %deploy <variable> [--name ...]")
         ns = self.shell.user_ns if self.shell is not None else {}
-        sample = None
-        if args.sample:
-            from .capture import resolve
+        from .capture import resolve
 
-            sample, _ = resolve(args.sample, ns)
+        sample = resolve(args.sample, ns)[0] if args.sample else None
+        reference = resolve(args.reference, ns)[0] if args.reference else None
         return api.deploy(
             args.model,
             args.name,
             sample=sample,
+            reference=reference,
+            log_sample_rate=args.log_sample_rate,
             min_replicas=args.min_replicas,
             max_replicas=args.max_replicas,
             target_ongoing_requests=args.target_ongoing_requests,
