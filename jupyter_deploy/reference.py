@@ -19,9 +19,9 @@ MAX_ROWS = 10_000  # a larger reference is subsampled (seeded): profiles need no
 def task_of(model: Any) -> str:
     """``classification`` or ``regression``, as scikit-learn (or the model's API) tells."""
     if "sklearn" in sys.modules:
-        from sklearn.base import is_classifier
+        from sklearn.base import BaseEstimator, is_classifier
 
-        if is_classifier(model):
+        if isinstance(model, BaseEstimator) and is_classifier(model):
             return "classification"
     if hasattr(model, "classes_") or callable(getattr(model, "predict_proba", None)):
         return "classification"
@@ -44,7 +44,20 @@ def as_frame(data: Any, names: list[str]) -> Any:
 
 
 def build_reference(model: Any, data: Any, schema: Any, label: str) -> dict[str, Any]:
-    """The profile of ``data`` and of ``model.predict(data)``, JSON-ready."""
+    """The profile of ``data`` and of ``model.predict(data)``, JSON-ready.
+
+    Bad reference data raises :class:`InvalidModelError`; data the profiler cannot read
+    gives a reference without profiles and the ``reason`` drift will show.
+    """
+    try:
+        return _build(model, data, schema, label)
+    except InvalidModelError:
+        raise
+    except Exception as exc:  # an exotic model or dtype must not stop the deploy
+        return {"task": task_of(model), "reason": f"the reference could not be profiled: {exc}"}
+
+
+def _build(model: Any, data: Any, schema: Any, label: str) -> dict[str, Any]:
     from .drift import ReferenceProfile
     from .observations import PREDICTION
 
