@@ -159,3 +159,23 @@ def test_metrics_on_regression(tmp_path: Path) -> None:
     rmse = METRICS["rmse"].compute(holdout.y, pred)
     assert rmse == pytest.approx(float(np.sqrt(((pred - holdout.y) ** 2).mean())))
     assert not METRICS["rmse"].higher_is_better and METRICS["r2"].compute(holdout.y, pred) > 0.3
+
+
+def test_ci_template_runs_the_deploy_notebook_with_its_parameters() -> None:
+    import shlex
+
+    import papermill as pm
+    import yaml
+
+    from jupyter_deploy.cli import parser
+
+    workflow = yaml.safe_load((ROOT / "examples" / "ci" / "deploy.yml").read_text())
+    steps = workflow["jobs"]["deploy"]["steps"]
+    (script,) = [s["run"] for s in steps if "jupyter-deploy run" in s.get("run", "")]
+    args = parser().parse_args(shlex.split(script.replace("\\\n", " "))[1:])
+    assert args.command == "run" and args.notebook == "notebooks/deploy.ipynb"
+    params = dict(args.parameter)
+    assert set(params) <= set(pm.inspect_notebook(str(ROOT / args.notebook)))
+    assert {"name", "model", "data", "threshold"} <= set(params)
+    assert (ROOT / params["model"]).is_file()
+    assert "RAY_ADDRESS" in workflow["jobs"]["deploy"]["env"]
