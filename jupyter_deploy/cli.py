@@ -1,6 +1,7 @@
 """``jupyter-deploy``: the same API from a shell, for scripts and CI.
 
-Exit codes: 0 success; 1 the operation failed; 2 bad usage; 3 no such deployment.
+Exit codes: 0 success; 1 the operation failed; 2 bad usage or a bad parameter; 3 no such
+deployment; 4 the quality gate rejected the candidate (``run``; nothing was deployed).
 """
 
 from __future__ import annotations
@@ -10,9 +11,9 @@ import json
 import sys
 from typing import Any
 
-from .errors import DeploymentNotFoundError, JupyterDeployError
+from .errors import DeploymentNotFoundError, GateFailedError, JupyterDeployError, ParameterError
 
-EXIT_FAILED, EXIT_USAGE, EXIT_NOT_FOUND = 1, 2, 3
+EXIT_FAILED, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_GATE_FAILED = 1, 2, 3, 4
 
 
 def _print(data: Any, as_json: bool) -> None:
@@ -93,6 +94,12 @@ def _config(args: argparse.Namespace) -> Any:
     return "\n".join(f"{v:<18} default {d or '(empty)'!s:<10} {h}" for v, d, h in rows)
 
 
+def _run(args: argparse.Namespace) -> Any:
+    from .runner import run_command
+
+    return run_command(args)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="jupyter-deploy", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
@@ -117,6 +124,14 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--prometheus", action="store_true", help="Prometheus text format")
     m.set_defaults(func=_metrics)
     sub.add_parser("config", help="Settings and their variables.").set_defaults(func=_config)
+    r = sub.add_parser("run", help="Run a deployment notebook (exit 4: the gate failed).")
+    r.add_argument("notebook", help="e.g. notebooks/deploy.ipynb")
+    r.add_argument("output", nargs="?", help="the executed notebook (default: timestamped)")
+    r.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("KEY", "VALUE"),
+                   help="a parameter, e.g. -p name churn -p threshold 0.9")  # fmt: skip
+    r.add_argument("--cwd", help="kernel working directory (default: here)")
+    r.add_argument("--kernel", help="kernel name (default: the notebook's)")
+    r.set_defaults(func=_run)
     return p
 
 
@@ -127,6 +142,12 @@ def main(argv: list[str] | None = None) -> int:
     except DeploymentNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_NOT_FOUND
+    except GateFailedError as exc:
+        print(f"gate failed: {exc}", file=sys.stderr)
+        return EXIT_GATE_FAILED
+    except ParameterError as exc:
+        print(f"bad parameter: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except JupyterDeployError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED

@@ -108,6 +108,8 @@ def start_embedded(settings: Settings, log: Any = None) -> ClusterInfo:
             "--include-dashboard=false", "--disable-usage-stats",
             f"--num-cpus={settings.cpus():g}",
         ]  # fmt: skip
+        if settings.object_store_mb:  # Ray wants bytes; small machines (Binder) set this
+            cmd.append(f"--object-store-memory={int(float(settings.object_store_mb) * 2**20)}")
         started = time.time()
         with open(logfile, "w") as out:
             proc = subprocess.Popen(

@@ -12,10 +12,12 @@ __all__ = [
     "DeploymentFailedError",
     "DeploymentNotFoundError",
     "DeploymentTimeoutError",
+    "GateFailedError",
     "InvalidModelError",
     "InvalidSpecError",
     "JupyterDeployError",
     "PackagingError",
+    "ParameterError",
     "PredictionError",
     "RollbackError",
     "UnknownVariableError",
@@ -89,3 +91,15 @@ class PredictionError(JupyterDeployError):
     def __init__(self, message: str, status: int = 500) -> None:
         super().__init__(message)
         self.status = status
+
+
+class ParameterError(InvalidSpecError):
+    """A deployment notebook's parameter is wrong (unknown model, missing data, bad gate)."""
+
+    status = 400
+
+
+class GateFailedError(JupyterDeployError):
+    """The candidate failed its quality gate; nothing was deployed, the live version serves."""
+
+    status = 412

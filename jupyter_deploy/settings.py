@@ -46,6 +46,11 @@ class Settings:
         "JD_NUM_CPUS: logical CPUs the embedded head offers to replicas. Empty: twice the "
         "machine's cores (small models leave replicas mostly idle).",
     )
+    object_store_mb: str = _setting(
+        "",
+        "JD_OBJECT_STORE_MB: object store size of the embedded head, in MB (at least 75). "
+        "Empty: Ray's default, 30% of the machine's memory; set it on small machines.",
+    )
     ha_proxy: str = _setting(
         "1",
         "JD_HA_PROXY: 1 runs Ray Serve's bundled HAProxy ingress on the embedded cluster "

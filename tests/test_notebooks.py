@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import wait_for
 
 pytestmark = pytest.mark.cluster
 
@@ -43,3 +47,124 @@ def test_quickstart_deploys_queries_and_monitors(cluster: Any, tmp_path: Path) -
     dep = jd.get("qs-test")  # made by the notebook's kernel, seen from here
     assert dep.metrics()["total_requests"] == counted
     dep.delete()
+
+
+# -- notebooks/deploy.ipynb, driven as CI would: `jupyter-deploy run ... -p key value` ------
+EXECUTED = {"quickstart.ipynb", "deploy.ipynb"}  # each has a test in this file
+CLI = str(Path(sys.executable).parent / "jupyter-deploy")
+
+TRAIN_IRIS = """
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
+
+X, y = load_iris(return_X_y=True, as_frame=True)
+X_train, _, y_train, _ = train_test_split(X, y, test_size=0.3, random_state=0, stratify=y)
+model = LogisticRegression(max_iter=500).fit(X_train, y_train)
+"""
+
+
+def test_every_notebook_is_executed_by_a_test() -> None:
+    assert {p.name for p in NOTEBOOKS.glob("*.ipynb")} == EXECUTED
+
+
+def _run_cli(out: Path, *params: str) -> tuple[subprocess.CompletedProcess[str], float]:
+    args = [CLI, "run", str(NOTEBOOKS / "deploy.ipynb"), str(out)]
+    for pair in zip(params[::2], params[1::2], strict=True):
+        args += ["-p", *pair]
+    started = time.monotonic()
+    done = subprocess.run(args, capture_output=True, text=True, timeout=300,
+                          stdin=subprocess.DEVNULL)  # fmt: skip
+    return done, time.monotonic() - started
+
+
+def _errors(done: subprocess.CompletedProcess[str]) -> list[str]:
+    """Our lines on stderr (the kernel's own warnings aside)."""
+    return [ln for ln in done.stderr.splitlines() if ln.startswith(("gate failed", "bad param"))]
+
+
+def test_deploy_notebook_gates_every_rollout(cluster: Any, tmp_path: Path) -> None:
+    import joblib
+    import nbformat
+    from sklearn.datasets import load_iris
+    from sklearn.dummy import DummyClassifier
+    from sklearn.model_selection import train_test_split
+    from sklearn.tree import DecisionTreeClassifier
+    from test_versions import Traffic
+
+    import jupyter_deploy as jd
+
+    x, y = load_iris(return_X_y=True, as_frame=True)
+    _, x_hold, _, y_hold = train_test_split(x, y, test_size=0.3, random_state=0, stratify=y)
+    data = tmp_path / "holdout.csv"
+    x_hold.assign(target=y_hold).to_csv(data, index=False)
+    (tmp_path / "train.py").write_text(TRAIN_IRIS)
+    joblib.dump(DummyClassifier().fit(x, y), tmp_path / "dummy.joblib")
+    joblib.dump(DecisionTreeClassifier(max_depth=3, random_state=0).fit(x, y),
+                tmp_path / "tree.joblib")  # fmt: skip
+    common = ["name", "gated", "data", str(data), "threshold", "0.8", "max_regression", "0.05"]
+
+    # 1. First deployment: no live version, the threshold alone decides.
+    done, _ = _run_cli(tmp_path / "v1.ipynb", *common, "model", str(tmp_path / "train.py"))
+    assert done.returncode == 0, done.stderr
+    assert "version: 1" in done.stdout and "decision: deploy" in done.stdout
+    text, data_out = _outputs(nbformat.read(tmp_path / "v1.ipynb", as_version=4))
+    assert "candidate sklearn.linear_model._logistic.LogisticRegression from script" in text
+    assert "no live version -> PASS" in text
+    record = next(d["application/json"] for d in data_out if "application/json" in d)
+    dep = jd.get("gated")
+    assert record["bento_tag"] == dep.bento_tag and record["version"] == 1
+    assert record["candidate_score"] > 0.9 and record["champion_score"] is None
+    assert any("application/vnd.jupyter.widget-view+json" in d for d in data_out)  # monitor
+
+    # 2. A worse candidate fails the gate: exit 4, one line, v1 untouched and serving.
+    with Traffic(dep, limit_s=120) as traffic:
+        done, _ = _run_cli(tmp_path / "v2.ipynb", *common, "model", str(tmp_path / "dummy.joblib"))
+    assert done.returncode == 4, done.stderr
+    (line,) = _errors(done)
+    assert line.startswith(
+        "gate failed: 'gated' rejected: accuracy 0.3333 is below the "
+        "threshold 0.8; accuracy 0.3333 is worse than the live version's"
+    )
+    assert "live v1 keeps serving" in line
+    assert traffic.failures() == [] and set(traffic.versions()) == {"1"}
+    assert len(traffic.results) > 20
+    assert [v["version"] for v in dep.refresh().versions()] == [1] and dep.version == 1
+    text, _ = _outputs(nbformat.read(tmp_path / "v2.ipynb", as_version=4))
+    assert "-> FAIL" in text and "Traceback" not in text
+
+    # 3. Bad parameters fail fast, before anything is built or deployed.
+    import bentoml
+
+    bentos = len(bentoml.bentos.list())
+    for bad, expected in [
+        (["model", str(tmp_path / "nope.pkl")], "model file"),
+        (["model", str(tmp_path / "train.py"), "data", str(tmp_path / "no.csv")], "data file"),
+        (["model", str(tmp_path / "train.py"), "threshold", "1.5"], "between 0 and 1"),
+    ]:
+        done, took = _run_cli(tmp_path / "bad.ipynb", *common, *bad)
+        assert done.returncode == 2, done.stderr
+        (line,) = _errors(done)
+        assert line.startswith("bad parameter: ") and expected in line
+        assert took < 60
+    assert len(bentoml.bentos.list()) == bentos
+    assert dep.refresh().version == 1 and len(dep.versions()) == 1
+
+    # 4. A candidate within the allowed regression rolls out with no failed request.
+    with Traffic(dep, limit_s=180) as traffic:
+        done, _ = _run_cli(tmp_path / "v3.ipynb", *common, "model", str(tmp_path / "tree.joblib"))
+        wait_for(lambda: traffic.versions()["2"] > 5, 30, "requests served by v2")
+    assert done.returncode == 0, done.stderr
+    assert traffic.failures() == []
+    assert traffic.versions()["1"] > 0 and traffic.versions()["2"] > 0
+    text, _ = _outputs(nbformat.read(tmp_path / "v3.ipynb", as_version=4))
+    assert "live v1 " in text and "-> PASS" in text
+    assert dep.refresh().version == 2
+    dep.delete()
+
+
+def test_jupyter_finds_the_deploy_subcommand() -> None:
+    jupyter = str(Path(sys.executable).parent / "jupyter")
+    done = subprocess.run([jupyter, "deploy", "--help"], capture_output=True, text=True,
+                          timeout=60)  # fmt: skip
+    assert done.returncode == 0 and "run" in done.stdout and "rollback" in done.stdout
