@@ -71,6 +71,35 @@ def _metrics(args: argparse.Namespace) -> Any:
     return snapshot
 
 
+def _drift(args: argparse.Namespace) -> Any:
+    from . import api
+
+    report = api.get(args.name, address=args.address).drift(args.window)
+    if args.json or not report.get("available"):
+        return report
+    rows = [*report["features"], *report["predictions"]]
+    lines = [f"{'feature':<20} {'test':<5} {'psi':>8} {'p':>10} {'n':>7}  verdict"]
+    for r in rows:
+        psi = "-" if r["psi"] is None else f"{r['psi']:.3g}"
+        p = "-" if r["p_value"] is None else f"{r['p_value']:.3g}"
+        flag = "DRIFT" if r["drifted"] else "ok"
+        lines.append(f"{r['feature']:<20} {r['test']:<5} {psi:>8} {p:>10} {r['n']:>7}  {flag}")
+    lines.append(f"accuracy: {report['accuracy']}")
+    return "\n".join(lines)
+
+
+def _logs(args: argparse.Namespace) -> Any:
+    import datetime as dt
+
+    from . import api
+
+    since = dt.timedelta(seconds=args.since) if args.since else None
+    frame = api.get(args.name, address=args.address).logs(since=since, limit=args.limit)
+    if args.json:
+        return json.loads(frame.to_json(orient="records", date_format="iso"))
+    return frame.to_string(max_colwidth=60) if len(frame) else "No records."
+
+
 def _rollback(args: argparse.Namespace) -> Any:
     from . import api
 
@@ -123,6 +152,15 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--window", type=int, default=60, help="seconds to summarise (default 60)")
     m.add_argument("--prometheus", action="store_true", help="Prometheus text format")
     m.set_defaults(func=_metrics)
+    d = sub.add_parser("drift", help="Input and prediction drift, accuracy from feedback.")
+    d.add_argument("name")
+    d.add_argument("--window", type=int, default=300, help="seconds compared (default 300)")
+    d.set_defaults(func=_drift)
+    lg = sub.add_parser("logs", help="The payload log (requests and responses).")
+    lg.add_argument("name")
+    lg.add_argument("--since", type=float, help="only the last SINCE seconds")
+    lg.add_argument("--limit", type=int, default=20, help="last N records (default 20, 0 all)")
+    lg.set_defaults(func=_logs)
     sub.add_parser("config", help="Settings and their variables.").set_defaults(func=_config)
     r = sub.add_parser("run", help="Run a deployment notebook (exit 4: the gate failed).")
     r.add_argument("notebook", help="e.g. notebooks/deploy.ipynb")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -157,6 +160,10 @@ def test_payload_log_round_trips_and_outlives_replicas(cluster: Any, drift_model
         )
         assert dep.logs(since=time.time() + 60).empty
         assert len(dep.logs(limit=5)) == 5
+        cli = _cli("--json", "logs", "audited", "--limit", "3")
+        assert [r["request_id"] for r in json.loads(cli)] == ["audit-28", "audit-29", "audit-bad"]
+        table = _cli("drift", "audited")
+        assert "feature" in table and "prediction" in table and "accuracy" in table
 
         # Kill the replica: Serve replaces it, the log keeps what it had.
         replica = serving._replicas("audited")[1][0]
@@ -165,6 +172,13 @@ def test_payload_log_round_trips_and_outlives_replicas(cluster: Any, drift_model
         assert len(dep.logs(since=started)) >= 31
     finally:
         dep.delete()
+
+
+def _cli(*args: str) -> str:
+    out = subprocess.run([sys.executable, "-m", "jupyter_deploy.cli", *args],
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout
 
 
 def _answers(dep: Any) -> bool:
