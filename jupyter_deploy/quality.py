@@ -59,9 +59,11 @@ class Quality:
         self.slots: deque[_Slot] = deque(maxlen=KEEP_S // SLOT_S)
         self.predictions: OrderedDict[str, tuple[int, list[Any]]] = OrderedDict()
         self.feedback_total = 0
+        self.serving: int | None = None  # the version last loaded or heard from
 
     def register(self, version: int, reference: dict[str, Any]) -> None:
         """A version's reference: {inputs, predictions (profiles as dicts), task, thresholds}."""
+        self.serving = version
         if version in self.references:
             return
         inputs, outputs = reference.get("inputs"), reference.get("predictions")
@@ -85,6 +87,7 @@ class Quality:
 
     def push(self, version: int, data: dict[str, Any]) -> None:
         """Drift counts and predictions by request id pushed by a replica."""
+        self.serving = version
         if data.get("inputs") or data.get("outputs"):
             slot = self._slot(version)
             slot.inputs = merge(slot.inputs, data.get("inputs") or {})
@@ -123,7 +126,7 @@ class Quality:
         """Drift of the live version's inputs and predictions, and accuracy, over the window."""
         if not self.references:
             return {"available": False, "reason": "no replica has reported yet"}
-        version = max(self.references)
+        version = self.serving if self.serving in self.references else max(self.references)
         ref = self.references[version]
         since = int(time.time()) - window_s
         recent = [s for s in self.slots if s.at >= since - SLOT_S and s.version == version]
