@@ -122,6 +122,7 @@ def start_embedded(settings: Settings, log: Any = None) -> ClusterInfo:
             if "Ray runtime started" in text:
                 break
             if proc.poll() is not None:
+                _terminate(proc.pid)  # what the head started before failing must not linger
                 tail = "\n".join(text.strip().splitlines()[-5:])
                 raise ClusterError(
                     f"The embedded Ray head failed to start (port {settings.ray_port} in "
