@@ -106,6 +106,8 @@ export class DeploymentRowView {
     this.version.textContent = `v${row.version}`;
     this.replicas.textContent = formatReplicas(row.replicas);
     this.rate.textContent = formatRate(row.rate_rps);
+    this.rate.title = `${row.total_requests} requests since it was deployed`;
+    this.rate.dataset.total = String(row.total_requests);
     this.p95.textContent = formatLatency(row.p95_ms);
     this.url.textContent = row.url;
     this.url.href = row.url;

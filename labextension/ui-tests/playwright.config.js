@@ -8,7 +8,8 @@ const baseConfig = require('@jupyterlab/galata/lib/playwright-config');
 
 const port = process.env.JD_UI_PORT || '8890';
 // Set here once: the web server, the workers and the teardown all read it.
-process.env.JD_UI_HOME = process.env.JD_UI_HOME || path.join(os.tmpdir(), `jd-ui-tests-${port}`);
+process.env.JD_UI_HOME =
+  process.env.JD_UI_HOME || path.join(os.tmpdir(), `jd-ui-tests-${port}`);
 process.env.JD_UI_PORT = port;
 
 module.exports = {
@@ -26,6 +27,8 @@ module.exports = {
     video: 'off',
     trace: 'off',
     viewport: { width: 1280, height: 800 },
+    // No step may wait forever (e.g. clicking a button that stays disabled).
+    actionTimeout: 60 * 1000,
     launchOptions: {
       executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
       args: [
@@ -42,6 +45,8 @@ module.exports = {
     url: `http://127.0.0.1:${port}/lab`,
     timeout: 180 * 1000,
     reuseExistingServer: false,
+    // SIGTERM lets Jupyter shut its kernels down (SIGKILL would orphan them).
+    gracefulShutdown: { signal: 'SIGTERM', timeout: 20 * 1000 },
     stdout: 'ignore',
     stderr: 'pipe'
   }

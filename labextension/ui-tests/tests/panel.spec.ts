@@ -23,7 +23,9 @@ for _ in range(30):
 
 test.use({ autoGoto: true });
 
-test('deploy, watch, scale, roll back and delete from the panel', async ({ page }) => {
+test('deploy, watch, scale, roll back and delete from the panel', async ({
+  page
+}) => {
   test.setTimeout(15 * 60 * 1000);
 
   await page.notebook.createNew('deploy.ipynb');
@@ -31,22 +33,31 @@ test('deploy, watch, scale, roll back and delete from the panel', async ({ page 
   await page.notebook.runCell(0);
 
   // Open the panel from the command palette's command.
-  await page.evaluate(() => window.jupyterapp.commands.execute('jupyter-deploy:open'));
+  await page.evaluate(() =>
+    window.jupyterapp.commands.execute('jupyter-deploy:open')
+  );
   const panel = page.locator('#jupyter-deploy-panel');
   await expect(panel).toBeVisible();
 
   // The kernel's model is offered; the embedded cluster is not running yet.
   const model = panel.locator('select.jp-deploy-model');
-  await expect(model.locator('option')).toHaveText(['clf (LogisticRegression)']);
-  await expect(panel.locator('.jp-deploy-cluster')).toContainText('No cluster is running');
+  await expect(model.locator('option')).toHaveText([
+    'clf (LogisticRegression)'
+  ]);
+  await expect(panel.locator('.jp-deploy-cluster')).toContainText(
+    'No cluster is running'
+  );
 
   // Deploy v1 with a name, a replica range and a sample.
   await panel.locator('input.jp-deploy-name-input').fill('uiiris');
   await panel.locator('select.jp-deploy-sample').selectOption('X');
   await panel.locator('button.jp-deploy-submit').click();
-  await expect(panel.locator('.jp-deploy-progress')).toContainText('Deployed uiiris v1', {
-    timeout: DEPLOY_TIMEOUT
-  });
+  await expect(panel.locator('.jp-deploy-progress')).toContainText(
+    'Deployed uiiris v1',
+    {
+      timeout: DEPLOY_TIMEOUT
+    }
+  );
   const row = panel.locator('li.jp-deploy-row[data-name="uiiris"]');
   await expect(row).toBeVisible({ timeout: ACTION_TIMEOUT });
   await expect(row.locator('.jp-deploy-version')).toHaveText('v1');
@@ -58,10 +69,15 @@ test('deploy, watch, scale, roll back and delete from the panel', async ({ page 
 
   // Live figures: traffic from the notebook shows up as a rate and a p95 latency.
   await page.notebook.addCell('code', TRAFFIC);
-  await page.notebook.runCell(1);
-  await expect(row.locator('.jp-deploy-rate')).not.toHaveText('0 req/s', {
-    timeout: ACTION_TIMEOUT
-  });
+  await page.notebook.runCell((await page.notebook.getCellCount()) - 1);
+  const rate = row.locator('.jp-deploy-rate');
+  await expect
+    .poll(async () => Number(await rate.getAttribute('data-total')), {
+      timeout: ACTION_TIMEOUT
+    })
+    .toBeGreaterThanOrEqual(30);
+  await expect(rate).toHaveText(/^[\d.]+ req\/s$/);
+  await expect(rate).not.toHaveText('0 req/s');
   await expect(row.locator('.jp-deploy-p95')).toHaveText(/^p95 [\d.]+ ms$/);
 
   // Scale to 1-3 replicas.
@@ -73,6 +89,10 @@ test('deploy, watch, scale, roll back and delete from the panel', async ({ page 
     timeout: ACTION_TIMEOUT
   });
 
+  await expect(row.locator('.jp-deploy-scale-editor')).toBeHidden();
+  await expect(row.locator('.jp-deploy-status')).toHaveText('RUNNING', {
+    timeout: ACTION_TIMEOUT
+  });
   if (process.env.JD_UI_SCREENSHOTS) {
     await page.screenshot({
       path: path.resolve(__dirname, '../../../docs/panel.png')
@@ -82,19 +102,30 @@ test('deploy, watch, scale, roll back and delete from the panel', async ({ page 
   // A second version from the panel, then roll back to the first.
   await expect(row.locator('button.jp-deploy-rollback')).toBeDisabled();
   await panel.locator('button.jp-deploy-submit').click();
-  await expect(panel.locator('.jp-deploy-progress')).toContainText('Deployed uiiris v2', {
-    timeout: DEPLOY_TIMEOUT
-  });
-  await expect(row.locator('.jp-deploy-version')).toHaveText('v2', { timeout: ACTION_TIMEOUT });
-  await row.locator('button.jp-deploy-rollback').click();
-  await expect(row.locator('.jp-deploy-version')).toHaveText('v1', { timeout: ACTION_TIMEOUT });
-  await expect(panel.locator('.jp-deploy-error')).toBeHidden();
-
-  // A mistake is shown in plain words in the panel.
-  await row.locator('button.jp-deploy-rollback').click();
-  await expect(panel.locator('.jp-deploy-error')).toContainText('no version before v1', {
+  await expect(panel.locator('.jp-deploy-progress')).toContainText(
+    'Deployed uiiris v2',
+    {
+      timeout: DEPLOY_TIMEOUT
+    }
+  );
+  await expect(row.locator('.jp-deploy-version')).toHaveText('v2', {
     timeout: ACTION_TIMEOUT
   });
+  await row.locator('button.jp-deploy-rollback').click();
+  await expect(row.locator('.jp-deploy-version')).toHaveText('v1', {
+    timeout: ACTION_TIMEOUT
+  });
+  await expect(panel.locator('.jp-deploy-error')).toBeHidden();
+  await expect(row.locator('button.jp-deploy-rollback')).toBeDisabled();
+
+  // A mistake is shown in plain words in the panel, and nothing is deployed.
+  await panel.locator('input.jp-deploy-name-input').fill('Bad Name!');
+  await panel.locator('button.jp-deploy-submit').click();
+  await expect(panel.locator('.jp-deploy-error')).toHaveText(
+    /^Invalid deployment name 'Bad Name!': use 1-63 lowercase letters/,
+    { timeout: ACTION_TIMEOUT }
+  );
+  await expect(panel.locator('li.jp-deploy-row')).toHaveCount(1);
 
   // The live monitor opens in the notebook.
   await row.locator('button.jp-deploy-monitor').click();
