@@ -46,4 +46,4 @@ if [ ! -f "$built" ] || [ -n "$(find labextension/src labextension/style labexte
     labextension/package.json -newer "$built" -print -quit)" ]; then
   (cd labextension && PATH="$PWD/../.venv/bin:$PATH" npm run --silent build:prod)
 fi
-.venv/bin/jupyter labextension develop --overwrite . >/dev/null
+PATH="$PWD/.venv/bin:$PATH" .venv/bin/jupyter labextension develop --overwrite . >/dev/null
