@@ -91,6 +91,24 @@ async def test_unauthenticated_requests_are_refused(jp_fetch: Any) -> None:
         assert "error" in json.loads(resp.body), resp.body
 
 
+async def test_cookie_sessions_need_the_xsrf_token(
+    jp_fetch: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    monkeypatch.setenv("JD_HOME", str(tmp_path / "empty-home"))
+    # A token-authenticated GET gives the browser its login cookie.
+    resp = await jp_fetch(*API, "cluster")
+    login = next(
+        c.split(";")[0] for c in resp.headers.get_list("Set-Cookie") if c.startswith("username")
+    )
+    route = (*API, "deployments", "iris", "rollback")
+    no_token = {"Authorization": "", "Cookie": login}
+    resp = await jp_fetch(*route, method="POST", body=b"", headers=no_token, raise_error=False)
+    assert resp.code == 403 and "_xsrf" in json.loads(resp.body)["error"]
+    with_xsrf = {**no_token, "Cookie": f"{login}; _xsrf=panel-xsrf", "X-XSRFToken": "panel-xsrf"}
+    code, body = await _json(jp_fetch, *route[2:], method="POST", body=b"", headers=with_xsrf)
+    assert code == 503 and "No cluster is running" in body["error"]
+
+
 async def test_no_cluster_is_reported_not_started(
     jp_fetch: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
 ) -> None:
