@@ -94,9 +94,11 @@ test('deploy, watch, scale, roll back and delete from the panel', async ({
     timeout: ACTION_TIMEOUT
   });
   if (process.env.JD_UI_SCREENSHOTS) {
-    await page.screenshot({
-      path: path.resolve(__dirname, '../../../docs/panel.png')
-    });
+    const docs = path.resolve(__dirname, '../../../docs');
+    await page.screenshot({ path: path.join(docs, 'panel.png') });
+    await page.theme.setDarkTheme();
+    await page.screenshot({ path: path.join(docs, 'panel-dark.png') });
+    await page.theme.setLightTheme();
   }
 
   // A second version from the panel, then roll back to the first.
