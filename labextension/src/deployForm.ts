@@ -12,7 +12,6 @@ import {
   listCode,
   runFramed
 } from './kernel';
-import { replicaRangeProblem } from './model';
 
 /** Where the form finds the active notebook's kernel. */
 export interface IKernelSource {
@@ -140,11 +139,8 @@ export class DeployForm {
     const variable = this.model.value;
     const low = Number(this.minReplicas.value);
     const high = Number(this.maxReplicas.value);
-    const problem = replicaRangeProblem(low, high);
-    if (!kernel || !variable || problem) {
-      this.hooks.error(
-        problem ?? 'Pick a model in a notebook with a running kernel.'
-      );
+    if (!kernel || !variable) {
+      this.hooks.error('Pick a model in a notebook with a running kernel.');
       return;
     }
     const label = `Deploying ${this.name.value.trim() || variable}`;

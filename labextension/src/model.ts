@@ -88,16 +88,12 @@ export class DeploymentsModel {
     );
   }
 
+  /** New replica range; the Python API validates it (one rule, in one place). */
   scale(
     name: string,
     minReplicas: number,
     maxReplicas: number
   ): Promise<boolean> {
-    const problem = replicaRangeProblem(minReplicas, maxReplicas);
-    if (problem) {
-      this.update({ error: problem });
-      return Promise.resolve(false);
-    }
     return this.act(`Scaling ${name} to ${minReplicas}–${maxReplicas}`, () =>
       this.client.scale(name, minReplicas, maxReplicas)
     );
@@ -189,26 +185,6 @@ export function describe(reason: unknown): string {
     return reason.message;
   }
   return `Unexpected error: ${errorText(reason)}`;
-}
-
-/** Why a replica range is invalid, or null when it is fine. */
-export function replicaRangeProblem(
-  minReplicas: number,
-  maxReplicas: number
-): string | null {
-  if (!Number.isInteger(minReplicas) || !Number.isInteger(maxReplicas)) {
-    return 'Replica counts must be whole numbers.';
-  }
-  if (minReplicas < 0) {
-    return 'The minimum number of replicas cannot be negative.';
-  }
-  if (maxReplicas < 1) {
-    return 'The maximum number of replicas must be at least 1.';
-  }
-  if (minReplicas > maxReplicas) {
-    return `The minimum (${minReplicas}) is above the maximum (${maxReplicas}).`;
-  }
-  return null;
 }
 
 /** "12.3 req/s", "0 req/s". */

@@ -3,8 +3,7 @@ import {
   DeploymentsModel,
   formatLatency,
   formatRate,
-  formatReplicas,
-  replicaRangeProblem
+  formatReplicas
 } from '../src/model';
 import { ApiServer, until } from './server';
 
@@ -89,15 +88,12 @@ describe('DeploymentsModel', () => {
     expect(await model.rollback('iris')).toBe(false);
     expect(model.state.error).toBe("'iris' has no version before v1.");
 
-    expect(await model.scale('iris', 3, 2)).toBe(false);
-    expect(model.state.error).toBe('The minimum (3) is above the maximum (2).');
-
     expect(await model.remove('iris')).toBe(true);
     await until(() => model.state.deployments.length === 0);
   });
 });
 
-describe('formatting and validation', () => {
+describe('formatting', () => {
   it('formats the live figures', () => {
     expect(formatRate(0)).toBe('0 req/s');
     expect(formatRate(3.456)).toBe('3.5 req/s');
@@ -106,13 +102,5 @@ describe('formatting and validation', () => {
     expect(formatLatency(4.25)).toBe('p95 4.3 ms');
     expect(formatLatency(41.6)).toBe('p95 42 ms');
     expect(formatReplicas({ running: 1, min: 1, max: 4 })).toBe('1 / 1–4');
-  });
-
-  it('checks replica ranges', () => {
-    expect(replicaRangeProblem(1, 2)).toBeNull();
-    expect(replicaRangeProblem(0, 1)).toBeNull();
-    expect(replicaRangeProblem(-1, 2)).toMatch(/negative/);
-    expect(replicaRangeProblem(0, 0)).toMatch(/at least 1/);
-    expect(replicaRangeProblem(1.5, 2)).toMatch(/whole/);
   });
 });
