@@ -230,3 +230,22 @@ def test_kernel_bridge_lists_and_reports_errors(
     answer = json.loads(capsys.readouterr().out.split(kernel_bridge.MARK)[1])
     assert answer["ok"] is False and answer["status"] == 404
     assert "No variable named 'nothere'" in answer["error"]
+
+
+def test_worker_replaces_a_dead_child(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    from jupyter_deploy.server.worker import OperationError, Worker
+
+    monkeypatch.setenv("JD_HOME", str(tmp_path / "empty-home"))
+    worker = Worker()
+    try:
+        assert worker.call("cluster_status")["running"] is False
+        first = worker._proc
+        first.kill()  # as Ray does to a driver whose cluster vanished
+        first.join(timeout=10)
+        assert worker.call("cluster_status")["running"] is False
+        assert worker._proc is not first and worker._proc.is_alive()
+        with pytest.raises(OperationError) as err:
+            worker.call("rollback", "iris")
+        assert err.value.status == 503
+    finally:
+        worker.stop()

@@ -1,7 +1,8 @@
 """REST routes of the Deploy panel, under ``/jupyter-deploy/api/``.
 
 Each handler is a thin wrapper over :mod:`.operations` (itself over the Python API), run
-in a worker thread because Ray calls block. Every method is ``@tornado.web.authenticated``
+in a child process (:mod:`.worker`) that holds the Ray connection, waited for from a
+thread so the event loop stays free. Every method is ``@tornado.web.authenticated``
 (a test fails on any route that is not); non-GET requests are XSRF-checked by
 jupyter_server's ``APIHandler``. A :class:`~jupyter_deploy.errors.JupyterDeployError`
 becomes ``{"error": message}`` with the status the error carries.
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -20,30 +20,45 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 
 from ..errors import JupyterDeployError
-from . import operations
+from ..settings import Settings
+from .worker import Worker
 
 NAMESPACE = "jupyter-deploy/api"
 
-# One thread: the Ray driver state of this process (connection, Serve client) is global,
-# so operations run one at a time rather than racing over it.
+# One child process runs the operations one at a time (its Ray driver state is global);
+# one thread waits for it.
+_worker = Worker()
 _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jupyter-deploy")
+
+
+def _timeout(operation: str) -> float:
+    """Seconds an operation may take: rollouts wait for replicas, starts for the head."""
+    settings = Settings.from_env()
+    if operation == "rollback":
+        return float(settings.deploy_timeout) + 60
+    if operation == "start_cluster":
+        return float(settings.start_timeout) + 60
+    return 120.0
 
 
 class _Base(APIHandler):
     """Runs an operation off the event loop and answers JSON, errors included."""
 
-    async def _answer(self, func: Callable[..., Any], *args: Any, status: int = 200) -> None:
+    async def _answer(self, operation: str, *args: Any) -> None:
         loop = asyncio.get_running_loop()
+
+        def run() -> Any:
+            return _worker.call(operation, *args, timeout=_timeout(operation))
+
         try:
-            result = await loop.run_in_executor(_executor, func, *args)
+            result = await loop.run_in_executor(_executor, run)
         except JupyterDeployError as exc:
             self._error(exc.status, str(exc))
             return
         except Exception as exc:  # an unexpected failure still answers JSON, logged in full
-            self.log.exception("jupyter-deploy: %s failed", getattr(func, "__name__", func))
+            self.log.exception("jupyter-deploy: %s failed", operation)
             self._error(500, f"{type(exc).__name__}: {exc}")
             return
-        self.set_status(status)
         self.finish(json.dumps(result, default=str))
 
     def _error(self, status: int, message: str) -> None:
@@ -72,11 +87,11 @@ class ClusterHandler(_Base):
 
     @tornado.web.authenticated
     async def get(self) -> None:
-        await self._answer(operations.cluster_status)
+        await self._answer("cluster_status")
 
     @tornado.web.authenticated
     async def post(self) -> None:
-        await self._answer(operations.start_cluster)
+        await self._answer("start_cluster")
 
 
 class DeploymentsHandler(_Base):
@@ -84,7 +99,7 @@ class DeploymentsHandler(_Base):
 
     @tornado.web.authenticated
     async def get(self) -> None:
-        await self._answer(operations.list_deployments)
+        await self._answer("list_deployments")
 
 
 class DeploymentHandler(_Base):
@@ -92,11 +107,11 @@ class DeploymentHandler(_Base):
 
     @tornado.web.authenticated
     async def get(self, name: str) -> None:
-        await self._answer(operations.deployment, name)
+        await self._answer("deployment", name)
 
     @tornado.web.authenticated
     async def delete(self, name: str) -> None:
-        await self._answer(operations.delete, name)
+        await self._answer("delete", name)
 
 
 def _replicas(body: dict[str, Any], key: str) -> int:
@@ -113,7 +128,7 @@ class ScaleHandler(_Base):
     async def post(self, name: str) -> None:
         body = self._body()
         low, high = _replicas(body, "min_replicas"), _replicas(body, "max_replicas")
-        await self._answer(operations.scale, name, low, high)
+        await self._answer("scale", name, low, high)
 
 
 class RollbackHandler(_Base):
@@ -121,7 +136,7 @@ class RollbackHandler(_Base):
 
     @tornado.web.authenticated
     async def post(self, name: str) -> None:
-        await self._answer(operations.rollback, name)
+        await self._answer("rollback", name)
 
 
 class MetricsHandler(_Base):
@@ -135,7 +150,7 @@ class MetricsHandler(_Base):
             raise tornado.web.HTTPError(400, "'window' must be a number of seconds.") from None
         if not 1 <= window <= 3600:
             raise tornado.web.HTTPError(400, "'window' must be between 1 and 3600 seconds.")
-        await self._answer(operations.metrics, name, window)
+        await self._answer("metrics", name, window)
 
 
 _NAME = r"(?P<name>[A-Za-z0-9][A-Za-z0-9_-]*)"

@@ -1,7 +1,7 @@
 """What the panel's REST routes do, as plain functions over :mod:`jupyter_deploy.api`.
 
-The handlers run these in a worker thread (they block on Ray) and send back what they
-return as JSON. They never start a cluster behind the user's back: listing with no
+The handlers run these in a child process (:mod:`.worker`; they block on Ray) and send
+back what they return as JSON. They never start a cluster behind the user's back: listing with no
 cluster running answers ``running: false`` so the panel can offer to start one.
 """
 
@@ -16,25 +16,18 @@ LIVE_WINDOW_S = 30
 
 
 def _reachable() -> dict[str, Any]:
-    """Cluster status; reconnects when the embedded cluster was restarted under us.
+    """Whether a cluster is running, from the state file (no Ray call, never starts one).
 
-    The Jupyter server process keeps one Ray connection for its lifetime, so when the
-    embedded head dies (or is replaced by a new one) the stale connection must be dropped
-    before anything calls Ray, or the call would hang on a dead GCS.
+    A stopped or replaced embedded cluster is noticed by :mod:`.worker`, which replaces
+    the process holding the stale Ray connection before calling this.
     """
     from .. import cluster
     from ..settings import Settings
 
     settings = Settings.from_env()
-    connected = cluster.current()
     if settings.ray_address:
         return {"running": True, "embedded": False, "address": settings.ray_address}
     state = cluster.read_state(settings)
-    if connected is not None and connected.embedded:
-        gone = not cluster._pid_alive(connected.pid)
-        replaced = state is not None and state.pid != connected.pid
-        if gone or replaced:
-            cluster.disconnect()
     if state is None:
         return {"running": False, "embedded": True, "address": None}
     return {
