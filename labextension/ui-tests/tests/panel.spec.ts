@@ -1,7 +1,7 @@
 /**
  * The Deploy panel end to end, in a real JupyterLab with a real kernel, Ray and BentoML:
  * train in a notebook, deploy from the panel, watch the live figures, scale, deploy a
- * second version, roll back, delete.
+ * second version, roll back, delete; then the cluster goes away and comes back.
  */
 import { expect, test } from '@jupyterlab/galata';
 import * as path from 'path';
@@ -139,5 +139,18 @@ test('deploy, watch, scale, roll back and delete from the panel', async ({
   await row.locator('button.jp-deploy-delete').click();
   await page.locator('.jp-Dialog button.jp-mod-warn').click();
   await expect(row).toHaveCount(0, { timeout: ACTION_TIMEOUT });
+  await expect(panel.locator('.jp-deploy-empty')).toBeVisible();
+
+  // The cluster goes away while the panel is open: the panel says so, and starts it again.
+  await page.notebook.addCell('code', 'jupyter_deploy.stop_cluster()');
+  await page.notebook.runCell((await page.notebook.getCellCount()) - 1);
+  const cluster = panel.locator('.jp-deploy-cluster');
+  await expect(cluster).toContainText('No cluster is running', {
+    timeout: ACTION_TIMEOUT
+  });
+  await panel.locator('button.jp-deploy-start').click();
+  await expect(cluster).toContainText('Connected to the embedded cluster', {
+    timeout: DEPLOY_TIMEOUT
+  });
   await expect(panel.locator('.jp-deploy-empty')).toBeVisible();
 });
