@@ -54,6 +54,16 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'jupyter_deploy' has no attribute {name!r}")
 
 
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """Where JupyterLab finds the prebuilt Deploy panel (shipped in the wheel)."""
+    return [{"src": "labextension", "dest": "jupyter-deploy"}]
+
+
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    """The server extension behind the panel (REST routes, loaded lazily)."""
+    return [{"module": "jupyter_deploy.server"}]
+
+
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext jupyter_deploy``: register the %deploy magics."""
     from .magics import DeployMagics

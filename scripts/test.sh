@@ -18,6 +18,15 @@ if [ "$status" -eq 5 ]; then  # pytest: no tests collected; not a failure of the
 fi
 [ "$status" -eq 0 ] || exit "$status"
 
+# The Deploy panel: TypeScript lint and unit tests, then its UI test (Galata, headless
+# Debian Chromium) in a real JupyterLab, with a cluster on ports of its own.
+(cd labextension && npm run --silent lint:check && npx jest --silent)
+(
+  export JD_RAY_PORT="${JD_RAY_PORT:-6680}" JD_HTTP_PORT="${JD_HTTP_PORT:-8680}"
+  export JD_REPLICA_PORTS="${JD_REPLICA_PORTS:-33600-33999}" JD_UI_PORT="${JD_UI_PORT:-8890}"
+  cd labextension/ui-tests && npx playwright test
+)
+
 # The benchmark must not rot: a short run, no assertions on its timings, on a cluster of
 # its own (ports and homes apart from a developer's), stopped afterwards.
 bench_dir="$(mktemp -d "${TMPDIR:-/tmp}/jd-bench-smoke.XXXXXX")"
