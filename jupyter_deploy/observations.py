@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .drift import ReferenceProfile
+from .profile import ReferenceProfile
 
 PREDICTION = "prediction"
 

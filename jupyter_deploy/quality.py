@@ -15,7 +15,8 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from .drift import DriftThresholds, ReferenceProfile, compare, histogram, merge
+from .drift import DriftThresholds, compare, histogram
+from .profile import ReferenceProfile, merge
 
 SLOT_S = 10
 KEEP_S = 3600

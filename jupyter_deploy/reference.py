@@ -58,8 +58,8 @@ def build_reference(model: Any, data: Any, schema: Any, label: str) -> dict[str,
 
 
 def _build(model: Any, data: Any, schema: Any, label: str) -> dict[str, Any]:
-    from .drift import ReferenceProfile
     from .observations import PREDICTION
+    from .profile import ReferenceProfile
 
     names = schema.names
     frame = as_frame(data, names)

@@ -78,7 +78,7 @@ class Telemetry:
 
     def loaded(self, state: LoadedVersion) -> None:
         """Register a freshly loaded version's reference profiles (for drift)."""
-        from .drift import ReferenceProfile
+        from .profile import ReferenceProfile
 
         ref = state.reference or {}
         inputs, outputs = ref.get("inputs"), ref.get("predictions")
