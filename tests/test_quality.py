@@ -127,7 +127,7 @@ def test_feedback_gives_the_true_accuracy(cluster: Any, drift_model: Any) -> Non
 def test_payload_log_round_trips_and_outlives_replicas(cluster: Any, drift_model: Any) -> None:
     import ray
 
-    from jupyter_deploy import serving
+    from jupyter_deploy import readiness
 
     model, train = drift_model
     started = time.time()
@@ -166,7 +166,7 @@ def test_payload_log_round_trips_and_outlives_replicas(cluster: Any, drift_model
         assert "feature" in table and "prediction" in table and "accuracy" in table
 
         # Kill the replica: Serve replaces it, the log keeps what it had.
-        replica = serving._replicas("audited")[1][0]
+        replica = readiness.replica_details("audited")[1][0]
         ray.kill(ray.get_actor(replica["actor_name"], namespace="serve"), no_restart=True)
         wait_for(lambda: _answers(dep), 60, "the replacement replica")
         assert len(dep.logs(since=started)) >= 31

@@ -71,9 +71,9 @@ def _model(c: float, iris: tuple[Any, Any]) -> Any:
 
 
 def _running(name: str) -> set[str]:
-    from jupyter_deploy import serving
+    from jupyter_deploy import readiness
 
-    return {r["replica_id"] for r in serving._replicas(name)[1]
+    return {r["replica_id"] for r in readiness.replica_details(name)[1]
             if str(getattr(r["state"], "value", r["state"])) == "RUNNING"}  # fmt: skip
 
 
@@ -172,17 +172,17 @@ def test_another_process_sees_the_same_deployments(iris_dep: Any) -> None:
 
 
 def test_scale_changes_the_range_without_restarting(cluster: Any, iris: tuple[Any, Any]) -> None:
-    from jupyter_deploy import serving
+    from jupyter_deploy import readiness
 
     dep = jd.deploy(_model(1.0, iris), name="scaled", max_replicas=1, num_cpus=0.25,
                     progress=False)  # fmt: skip
     try:
-        first = {r["replica_id"] for r in serving._replicas("scaled")[1]}
+        first = {r["replica_id"] for r in readiness.replica_details("scaled")[1]}
         scaled = dep.scale(2, 3)
         assert scaled.spec["autoscaling"]["min_replicas"] == 2 and scaled.version == 1
 
         def two_running() -> set[str] | None:
-            running = {r["replica_id"] for r in serving._replicas("scaled")[1]
+            running = {r["replica_id"] for r in readiness.replica_details("scaled")[1]
                        if str(getattr(r["state"], "value", r["state"])) == "RUNNING"}  # fmt: skip
             return running if len(running) == 2 else None
 
