@@ -46,7 +46,7 @@ def _cluster(args: argparse.Namespace) -> Any:
 
 def _list(args: argparse.Namespace) -> Any:
     from . import api
-    from .deployment import DeploymentTable
+    from .deployment_table import DeploymentTable
 
     table = DeploymentTable(api.list_deployments(address=args.address))
     return table.rows() if args.json else repr(table)

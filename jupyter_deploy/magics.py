@@ -119,6 +119,6 @@ class DeployMagics(Magics):
     def deployments(self, line: str) -> Any:
         """Table of every deployment in the cluster: ``%deployments``."""
         from . import api
-        from .deployment import DeploymentTable
+        from .deployment_table import DeploymentTable
 
         return DeploymentTable(api.list_deployments())
