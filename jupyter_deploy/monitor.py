@@ -115,9 +115,9 @@ class Monitor:
         self.latency.value = charts.line("p95 latency", xs, [p["p95_ms"] for p in series], " ms")
         self.replicas.value = charts.line("replicas serving", xs, [p["replicas"] for p in series])
         self.statuses.value = charts.bars(f"status, last {self.window_s} s", snap["by_status"])
-        if self.updates % QUALITY_EVERY == 0:
-            self.refresh_quality()
         self.updates += 1
+        if self.updates % QUALITY_EVERY == 1:  # after the first traffic picture, then every 5
+            self.refresh_quality()
 
     def refresh_quality(self) -> None:
         """Drift of inputs and predictions, and accuracy from feedback."""
