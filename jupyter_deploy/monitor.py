@@ -15,7 +15,7 @@ from __future__ import annotations
 import html
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import charts
 
@@ -43,8 +43,6 @@ class Monitor:
         self.drift = widgets.HTML()
         stop = widgets.Button(description="Stop updates", layout={"width": "140px"})
         stop.on_click(lambda _button: self.stop())
-        self.panels = [self.summary, self.traffic, self.latency, self.replicas, self.statuses,
-                       self.quality, self.predictions, self.feature, self.drift]  # fmt: skip
         self.widget = widgets.VBox(
             [
                 widgets.HBox([self.summary, stop]),
@@ -155,7 +153,16 @@ class Monitor:
 
     def snapshot_html(self) -> str:
         """The dashboard as static HTML (what a notebook renderer without widgets shows)."""
-        return "<div>" + "".join(f"<div>{p.value}</div>" for p in self.panels if p.value) + "</div>"
+
+        def row(*panels: Any) -> str:
+            cells = "".join(f"<div>{p.value}</div>" for p in panels if p.value)
+            return f"<div style='display:flex;flex-wrap:wrap;gap:4px 12px'>{cells}</div>"
+
+        return "<div>" + "".join((
+            row(self.summary), row(self.traffic, self.latency),
+            row(self.replicas, self.statuses), row(self.quality),
+            row(self.predictions, self.feature), row(self.drift),
+        )) + "</div>"  # fmt: skip
 
     def _repr_mimebundle_(self, **kwargs: object) -> dict[str, object]:
         try:

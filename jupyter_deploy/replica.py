@@ -153,8 +153,9 @@ class ModelReplica:
         latency_ms = (time.perf_counter() - started) * 1000
         scope, tel = request.scope, self._telemetry
         rows = scope.get("jd_rows", 0)
-        tel.recorder.record(state.version, response.status_code, latency_ms, rows,
-                            scope.get("jd_error"))  # fmt: skip
+        if not scope.get("jd_not_traffic"):  # probes, docs, scrapes, feedback: not traffic
+            tel.recorder.record(state.version, response.status_code, latency_ms, rows,
+                                scope.get("jd_error"))  # fmt: skip
         method = scope.get("jd_method")
         if method and tel.payloads is not None and tel.payloads.sampled():
             tel.payloads.log(rid, state.version, method, response.status_code, latency_ms, rows,
@@ -176,9 +177,11 @@ class ModelReplica:
             if request.method != "POST":
                 return _json({"error": f"use POST for {path}"}, 405, headers)
             if path == "/feedback":
+                scope["jd_not_traffic"] = True
                 return await self._feedback(request, headers)
             return await self._predict(request, state, path[1:])
         if path == "/metrics" and self._aggregator is not None:
+            scope["jd_not_traffic"] = True
             # Only this deployment's figures: its token must not reveal other deployments.
             text = await self._aggregator.prometheus.remote(self.name)
             return Response(text, media_type="text/plain; version=0.0.4", headers=headers)
@@ -188,6 +191,7 @@ class ModelReplica:
             return _json({"error": f"no route {path}; routes: {known}"}, 404, headers)
         if request.method not in ("GET", "HEAD"):
             return _json({"error": f"use GET for {path}"}, 405, headers)
+        scope["jd_not_traffic"] = True
         return Response(route[0], media_type=route[1], headers=headers)
 
     # Requests that arrive together share one model call; a zero wait means a lone
@@ -256,10 +260,14 @@ class ModelReplica:
         except ValueError as err:
             request.scope["jd_error"] = "InputError"
             return _json({"error": str(err)}, 400, headers)
+        if self._telemetry is not None:
+            # Push this replica's unflushed predictions first (one caller's actor calls run
+            # in order), so feedback that follows its prediction at once finds it.
+            self._telemetry.recorder.flush()
         result = await self._aggregator.feedback.remote(self.name, items)
         if result["unknown"]:
-            # Replicas push their predictions once a second: feedback that follows its
-            # prediction at once may arrive first. Give the unknown ids one more chance.
+            # Other replicas push their predictions once a second: feedback that follows
+            # its prediction at once may arrive first. Give the unknown ids one more chance.
             await asyncio.sleep(FEEDBACK_RETRY_S)
             unknown = set(result["unknown"])
             again = await self._aggregator.feedback.remote(
