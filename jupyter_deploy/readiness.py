@@ -32,8 +32,7 @@ def wait_until_switched(
     deadline = time.monotonic() + timeout
     last = ""
     while time.monotonic() < deadline:
-        _, replicas = replica_details(target.spec.name)
-        running = [r["replica_id"] for r in replicas if _state(r) == "RUNNING"]
+        running = running_ids(target.spec.name)
         acks = ray.get(registry.acks.remote(target.spec.name))
         reports = [acks.get(r, {}) for r in running]
         failed = [r for r in reports if r.get("failed") == target.version]
@@ -59,6 +58,11 @@ def wait_until_switched(
 def _state(replica: dict[str, Any]) -> str:
     state = replica.get("state")
     return str(getattr(state, "value", state))
+
+
+def running_ids(name: str) -> list[str]:
+    """Serve's ids of the RUNNING replicas of ``name`` (what replicas report under)."""
+    return [r["replica_id"] for r in replica_details(name)[1] if _state(r) == "RUNNING"]
 
 
 def replica_details(name: str) -> tuple[str, list[dict[str, Any]]]:

@@ -73,8 +73,7 @@ def _model(c: float, iris: tuple[Any, Any]) -> Any:
 def _running(name: str) -> set[str]:
     from jupyter_deploy import readiness
 
-    return {r["replica_id"] for r in readiness.replica_details(name)[1]
-            if str(getattr(r["state"], "value", r["state"])) == "RUNNING"}  # fmt: skip
+    return set(readiness.running_ids(name))
 
 
 def test_new_version_and_rollback_under_traffic(cluster: Any, iris: tuple[Any, Any]) -> None:
@@ -182,8 +181,7 @@ def test_scale_changes_the_range_without_restarting(cluster: Any, iris: tuple[An
         assert scaled.spec["autoscaling"]["min_replicas"] == 2 and scaled.version == 1
 
         def two_running() -> set[str] | None:
-            running = {r["replica_id"] for r in readiness.replica_details("scaled")[1]
-                       if str(getattr(r["state"], "value", r["state"])) == "RUNNING"}  # fmt: skip
+            running = _running("scaled")
             return running if len(running) == 2 else None
 
         running = wait_for(two_running, 60, "a second replica")
