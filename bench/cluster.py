@@ -1,6 +1,6 @@
 """The benchmark's own Ray head, isolated from any other Ray cluster on the machine.
 
-It is jupyter_deploy's embedded head (``jupyter_deploy.cluster``) with the bench's own
+It is jupyter_deploy's embedded head (``jupyter_deploy.control.cluster``) with the bench's own
 JD_HOME and ports, so it runs with exactly the settings users get (HAProxy ingress, the
 5 s drain period, loopback-only side listeners) and never touches a developer's or the
 test suite's cluster. It is stopped through its own process session, never with
@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from jupyter_deploy import cluster as jd_cluster
+from jupyter_deploy.control import cluster as jd_cluster
 from jupyter_deploy.settings import Settings
 
 GCS_PORT = 6390

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = [
     "Deployment",
@@ -28,7 +28,7 @@ _API = {"deploy", "get", "list_deployments", "rollback", "scale", "start_cluster
         "stop_cluster", "undeploy"}  # fmt: skip
 
 if TYPE_CHECKING:
-    from .api import (
+    from .client.api import (
         deploy,
         get,
         list_deployments,
@@ -38,17 +38,17 @@ if TYPE_CHECKING:
         stop_cluster,
         undeploy,
     )
-    from .deployment import Deployment
+    from .client.deployment import Deployment
 
 
 def __getattr__(name: str) -> Any:
     # PEP 562 lazy attributes: `jupyter_deploy.deploy` imports the API on first use only.
     if name in _API:
-        from . import api
+        from .client import api
 
         return getattr(api, name)
     if name == "Deployment":
-        from .deployment import Deployment
+        from .client.deployment import Deployment
 
         return Deployment
     raise AttributeError(f"module 'jupyter_deploy' has no attribute {name!r}")
@@ -66,6 +66,6 @@ def _jupyter_server_extension_points() -> list[dict[str, str]]:
 
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext jupyter_deploy``: register the %deploy magics."""
-    from .magics import DeployMagics
+    from .notebook.magics import DeployMagics
 
     ipython.register_magics(DeployMagics)

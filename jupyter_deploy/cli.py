@@ -27,7 +27,8 @@ def _print(data: Any, as_json: bool) -> None:
 
 
 def _cluster(args: argparse.Namespace) -> Any:
-    from . import api, cluster
+    from .client import api
+    from .control import cluster
     from .settings import Settings
 
     if args.action == "start":
@@ -45,22 +46,22 @@ def _cluster(args: argparse.Namespace) -> Any:
 
 
 def _list(args: argparse.Namespace) -> Any:
-    from . import api
-    from .deployment_table import DeploymentTable
+    from .client import api
+    from .client.table import DeploymentTable
 
     table = DeploymentTable(api.list_deployments(address=args.address))
     return table.rows() if args.json else repr(table)
 
 
 def _status(args: argparse.Namespace) -> Any:
-    from . import api
+    from .client import api
 
     dep = api.get(args.name, address=args.address)
     return {**dep.status(), "versions": dep.versions()}
 
 
 def _metrics(args: argparse.Namespace) -> Any:
-    from . import api
+    from .client import api
 
     dep = api.get(args.name, address=args.address)
     if args.prometheus:
@@ -72,7 +73,7 @@ def _metrics(args: argparse.Namespace) -> Any:
 
 
 def _drift(args: argparse.Namespace) -> Any:
-    from . import api
+    from .client import api
 
     report = api.get(args.name, address=args.address).drift(args.window)
     if args.json or not report.get("available"):
@@ -91,7 +92,7 @@ def _drift(args: argparse.Namespace) -> Any:
 def _logs(args: argparse.Namespace) -> Any:
     import datetime as dt
 
-    from . import api
+    from .client import api
 
     since = dt.timedelta(seconds=args.since) if args.since else None
     frame = api.get(args.name, address=args.address).logs(since=since, limit=args.limit)
@@ -101,14 +102,14 @@ def _logs(args: argparse.Namespace) -> Any:
 
 
 def _rollback(args: argparse.Namespace) -> Any:
-    from . import api
+    from .client import api
 
     dep = api.rollback(args.name, address=args.address, progress=not args.json)
     return {"name": dep.name, "version": dep.version, "url": dep.url}
 
 
 def _delete(args: argparse.Namespace) -> Any:
-    from . import api
+    from .client import api
 
     api.undeploy(args.name, address=args.address)
     return f"Deleted deployment '{args.name}'."
@@ -124,7 +125,7 @@ def _config(args: argparse.Namespace) -> Any:
 
 
 def _run(args: argparse.Namespace) -> Any:
-    from .runner import run_command
+    from .pipelines.runner import run_command
 
     return run_command(args)
 

@@ -7,6 +7,7 @@ Serve options, and the registry stores it as JSON beside each version.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -16,6 +17,39 @@ from .errors import InvalidSpecError
 # A deployment name is also its route (/<name>) and part of its Bento tag, so it must be
 # a safe URL segment and a valid BentoML name: lowercase letters, digits, - and _.
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+
+
+def _finite(value: object) -> bool:
+    """A real number (not a bool), neither NaN nor infinite."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+@dataclass(frozen=True)
+class DriftThresholds:
+    """When a feature counts as drifted.
+
+    A feature is flagged when its window holds at least ``min_count`` live values **and**
+    its PSI is at or above ``psi`` **and** its test's p-value is below ``p_value``.
+    """
+
+    psi: float = 0.2
+    p_value: float = 0.01
+    min_count: int = 30
+
+    def validate(self) -> None:
+        """Raise :class:`~jupyter_deploy.errors.InvalidSpecError` on a nonsensical threshold."""
+        if not (_finite(self.psi) and self.psi > 0):
+            raise InvalidSpecError(f"drift psi threshold must be a number > 0, got {self.psi!r}")
+        if not (_finite(self.p_value) and 0 < self.p_value < 1):
+            raise InvalidSpecError(
+                f"drift p_value threshold must be between 0 and 1, got {self.p_value!r}"
+            )
+        if not (isinstance(self.min_count, int) and not isinstance(self.min_count, bool)) or (
+            self.min_count < 1
+        ):
+            raise InvalidSpecError(
+                f"drift min_count must be an integer >= 1, got {self.min_count!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -87,8 +121,6 @@ class DeploymentSpec:
                 f"log_sample_rate must be in [0, 1], got {self.log_sample_rate}."
             )
         if self.drift:
-            from .drift import DriftThresholds
-
             try:
                 DriftThresholds(**self.drift).validate()
             except TypeError:

@@ -56,7 +56,7 @@ def tmp_root() -> Path:
 def cluster() -> Iterator[Any]:
     """The embedded cluster, started once; stopped at the end with a leftover check."""
     import jupyter_deploy as jd
-    from jupyter_deploy.cluster import session_pids
+    from jupyter_deploy.control.cluster import session_pids
 
     info = jd.start_cluster()
     yield info

@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from jupyter_deploy.capture import capture, deployable_variables, resolve
-from jupyter_deploy.environment import pinned_requirements
+from jupyter_deploy.build.capture import capture, deployable_variables, resolve
+from jupyter_deploy.build.environment import pinned_requirements
 from jupyter_deploy.errors import InvalidModelError, UnknownVariableError
 
 

@@ -1,4 +1,4 @@
-"""Drift statistics (jupyter_deploy.drift): pure numpy/scipy, seeded, no Ray."""
+"""Drift statistics (jupyter_deploy.monitoring.drift): pure numpy/scipy, seeded, no Ray."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from jupyter_deploy.drift import (
+from jupyter_deploy.errors import InvalidSpecError
+from jupyter_deploy.monitoring.drift import (
     DriftThresholds,
     ReferenceProfile,
     compare,
     histogram,
     merge,
 )
-from jupyter_deploy.errors import InvalidSpecError
 
 COLOURS = ["red", "green", "blue", "black"]
 

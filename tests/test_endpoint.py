@@ -159,7 +159,7 @@ def _listeners(port: int) -> set[str]:
 
 
 def test_haproxy_side_listeners_stay_on_loopback(iris_dep: Any) -> None:
-    from jupyter_deploy import ingress
+    from jupyter_deploy.control import ingress
     from jupyter_deploy.settings import Settings
 
     side = ingress.ports(Settings.from_env())

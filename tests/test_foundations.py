@@ -45,7 +45,7 @@ def test_settings_from_env_and_docs() -> None:
 
 def test_import_is_light() -> None:
     code = (
-        "import sys, jupyter_deploy, jupyter_deploy.magics, jupyter_deploy.cli;"
+        "import sys, jupyter_deploy, jupyter_deploy.notebook.magics, jupyter_deploy.cli;"
         "heavy = [m for m in ('ray', 'bentoml', 'sklearn', 'pandas') if m in sys.modules];"
         "print(heavy)"
     )
@@ -54,7 +54,7 @@ def test_import_is_light() -> None:
 
 
 def test_ingress_ports_follow_the_http_port(tmp_path: Any) -> None:
-    from jupyter_deploy import ingress
+    from jupyter_deploy.control import ingress
 
     s = Settings.from_env({"JD_HOME": str(tmp_path), "JD_HTTP_PORT": "8480",
                            "JD_REPLICA_PORTS": "32000-32999"})  # fmt: skip

@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jupyter_deploy.candidate import load_candidate, load_holdout
 from jupyter_deploy.errors import GateFailedError, ParameterError
-from jupyter_deploy.gate import GateParams, GateResult, decide
-from jupyter_deploy.runner import parse_value, run
+from jupyter_deploy.pipelines.candidate import load_candidate, load_holdout
+from jupyter_deploy.pipelines.gate import GateParams, GateResult, decide
+from jupyter_deploy.pipelines.runner import parse_value, run
 
 ROOT = Path(__file__).parent.parent
 TRAIN_WINE = ROOT / "examples" / "train_wine.py"
@@ -120,8 +120,8 @@ def test_candidates_from_script_notebook_and_pickle(wine_csv: str, tmp_path: Pat
 
 
 def test_candidate_from_bento_and_model_tag(wine_csv: str) -> None:
-    from jupyter_deploy.capture import capture
-    from jupyter_deploy.packaging import build_bento
+    from jupyter_deploy.build.capture import capture
+    from jupyter_deploy.build.packaging import build_bento
     from jupyter_deploy.spec import DeploymentSpec
 
     holdout = load_holdout(wine_csv, "target")
@@ -153,7 +153,7 @@ def test_metrics_on_regression(tmp_path: Path) -> None:
     joblib.dump(Ridge().fit(x, y), tmp_path / "ridge.joblib")
     holdout = load_holdout(str(tmp_path / "d.csv"), "target")
     model = load_candidate(str(tmp_path / "ridge.joblib")).model
-    from jupyter_deploy.gate import METRICS
+    from jupyter_deploy.pipelines.gate import METRICS
 
     pred = model.predict(holdout.x)
     rmse = METRICS["rmse"].compute(holdout.y, pred)

@@ -15,7 +15,7 @@ import pytest
 from conftest import wait_for
 
 import jupyter_deploy as jd
-from jupyter_deploy.metrics import FLUSH_S
+from jupyter_deploy.monitoring.metrics import FLUSH_S
 
 pytestmark = pytest.mark.cluster
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from jupyter_deploy.aggregator import Aggregator
-from jupyter_deploy.metrics import Counts
+from jupyter_deploy.monitoring.aggregator import Aggregator
+from jupyter_deploy.monitoring.metrics import Counts
 
 
 def test_counts_are_exact_and_percentiles_fall_in_the_right_bucket() -> None:

@@ -7,9 +7,9 @@ import threading
 import time
 from typing import Any
 
-from jupyter_deploy import payload_writer
-from jupyter_deploy.payload_log import PayloadLog, to_frame
-from jupyter_deploy.payload_writer import PayloadWriter
+from jupyter_deploy.monitoring.payload_log import PayloadLog, to_frame
+from jupyter_deploy.replica import payload_writer
+from jupyter_deploy.replica.payload_writer import PayloadWriter
 
 
 class SlowSink:

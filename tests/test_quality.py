@@ -127,7 +127,7 @@ def test_feedback_gives_the_true_accuracy(cluster: Any, drift_model: Any) -> Non
 def test_payload_log_round_trips_and_outlives_replicas(cluster: Any, drift_model: Any) -> None:
     import ray
 
-    from jupyter_deploy import readiness
+    from jupyter_deploy import _ray
 
     model, train = drift_model
     started = time.time()
@@ -166,8 +166,8 @@ def test_payload_log_round_trips_and_outlives_replicas(cluster: Any, drift_model
         assert "feature" in table and "prediction" in table and "accuracy" in table
 
         # Kill the replica: Serve replaces it, the log keeps what it had.
-        replica = readiness.replica_details("audited")[1][0]
-        ray.kill(ray.get_actor(replica["actor_name"], namespace="serve"), no_restart=True)
+        replica = _ray.app_details("audited").replicas[0]
+        ray.kill(ray.get_actor(replica.actor_name, namespace="serve"), no_restart=True)
         wait_for(lambda: _answers(dep), 60, "the replacement replica")
         assert len(dep.logs(since=started)) >= 31
     finally:
@@ -191,7 +191,7 @@ def _answers(dep: Any) -> bool:
 def test_a_dead_payload_sink_fails_no_request(cluster: Any, drift_model: Any) -> None:
     import ray
 
-    from jupyter_deploy import payload_log
+    from jupyter_deploy.monitoring import payload_log
 
     model, train = drift_model
     dep = jd.deploy(model, name="sinkless", sample=train, progress=False)

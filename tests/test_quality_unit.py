@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from jupyter_deploy.drift import ReferenceProfile
-from jupyter_deploy.observations import PREDICTION, Observations, VersionReference
-from jupyter_deploy.quality import Quality
+from jupyter_deploy.monitoring.drift import ReferenceProfile
+from jupyter_deploy.monitoring.profile import PREDICTION
+from jupyter_deploy.monitoring.quality import Quality
+from jupyter_deploy.replica.observations import Observations, VersionReference
 
 
 def _reference(values: np.ndarray, task: str) -> dict:

@@ -17,7 +17,7 @@ from jupyter_deploy._bento.runtime import (
     ModelRuntime,
     PayloadTooLarge,
 )
-from jupyter_deploy.capture import capture
+from jupyter_deploy.build.capture import capture
 
 
 @pytest.fixture(scope="module")

@@ -129,7 +129,7 @@ async def test_no_cluster_is_reported_not_started(
 def two_versions(cluster: Any, iris_pipe: Any, iris: tuple[Any, Any]) -> str:
     """'panelrest' deployed twice: v1 through the kernel bridge, v2 through the API."""
     import jupyter_deploy as jd
-    from jupyter_deploy import kernel_bridge
+    from jupyter_deploy.server import kernel_bridge
 
     ns = {"model": iris_pipe, "X": iris[0]}
     kernel_bridge.deploy(ns, "model", name="panelrest", sample="X", max_replicas=2)
@@ -213,7 +213,7 @@ async def test_scale_rollback_delete(jp_fetch: Any, two_versions: str) -> None:
 def test_kernel_bridge_lists_and_reports_errors(
     iris_pipe: Any, iris: tuple[Any, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from jupyter_deploy import kernel_bridge
+    from jupyter_deploy.server import kernel_bridge
 
     ns = {"pipe": iris_pipe, "X": iris[0], "n": 3, "_hidden": iris_pipe, "cls": type(iris_pipe)}
     assert kernel_bridge.deployable(ns) == [

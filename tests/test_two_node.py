@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import free_port, wait_for
 
-from jupyter_deploy.cluster import _terminate, session_pids
+from jupyter_deploy.control.cluster import _terminate, session_pids
 
 pytestmark = pytest.mark.slow
 

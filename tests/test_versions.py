@@ -71,7 +71,7 @@ def _model(c: float, iris: tuple[Any, Any]) -> Any:
 
 
 def _running(name: str) -> set[str]:
-    from jupyter_deploy import readiness
+    from jupyter_deploy.rollout import readiness
 
     return set(readiness.running_ids(name))
 
@@ -171,12 +171,12 @@ def test_another_process_sees_the_same_deployments(iris_dep: Any) -> None:
 
 
 def test_scale_changes_the_range_without_restarting(cluster: Any, iris: tuple[Any, Any]) -> None:
-    from jupyter_deploy import readiness
+    from jupyter_deploy import _ray
 
     dep = jd.deploy(_model(1.0, iris), name="scaled", max_replicas=1, num_cpus=0.25,
                     progress=False)  # fmt: skip
     try:
-        first = {r["replica_id"] for r in readiness.replica_details("scaled")[1]}
+        first = {r.replica_id for r in _ray.app_details("scaled").replicas}
         scaled = dep.scale(2, 3)
         assert scaled.spec["autoscaling"]["min_replicas"] == 2 and scaled.version == 1
 

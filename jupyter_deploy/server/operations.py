@@ -21,7 +21,7 @@ def _reachable() -> dict[str, Any]:
     A stopped or replaced embedded cluster is noticed by :mod:`.worker`, which replaces
     the process holding the stale Ray connection before calling this.
     """
-    from .. import cluster
+    from ..control import cluster
     from ..settings import Settings
 
     settings = Settings.from_env()
@@ -55,7 +55,7 @@ def cluster_status() -> dict[str, Any]:
 
 def start_cluster() -> dict[str, Any]:
     """Start (or reuse) the embedded cluster and connect to it."""
-    from .. import api
+    from ..client import api
 
     info = api.start_cluster()
     return {
@@ -93,7 +93,7 @@ def _row(dep: Any) -> dict[str, Any]:
 
 def list_deployments() -> dict[str, Any]:
     """The cluster's status and every deployment with its live figures."""
-    from .. import api
+    from ..client import api
 
     status = _reachable()
     if not status["running"]:
@@ -103,7 +103,7 @@ def list_deployments() -> dict[str, Any]:
 
 def deployment(name: str) -> dict[str, Any]:
     """One deployment, as listed."""
-    from .. import api
+    from ..client import api
 
     _require_cluster()
     return _row(api.get(name))
@@ -111,7 +111,7 @@ def deployment(name: str) -> dict[str, Any]:
 
 def scale(name: str, min_replicas: int, max_replicas: int) -> dict[str, Any]:
     """New replica range of ``name`` (no restarts)."""
-    from .. import api
+    from ..client import api
 
     _require_cluster()
     return _row(api.scale(name, min_replicas, max_replicas))
@@ -119,7 +119,7 @@ def scale(name: str, min_replicas: int, max_replicas: int) -> dict[str, Any]:
 
 def rollback(name: str) -> dict[str, Any]:
     """Serve ``name``'s previous version again."""
-    from .. import api
+    from ..client import api
 
     _require_cluster()
     return _row(api.rollback(name, progress=False))
@@ -127,7 +127,7 @@ def rollback(name: str) -> dict[str, Any]:
 
 def delete(name: str) -> dict[str, Any]:
     """Stop serving ``name``."""
-    from .. import api
+    from ..client import api
 
     _require_cluster()
     api.undeploy(name)
@@ -136,7 +136,7 @@ def delete(name: str) -> dict[str, Any]:
 
 def metrics(name: str, window_s: int) -> dict[str, Any]:
     """Traffic, latency and errors of ``name`` over the last ``window_s`` seconds."""
-    from .. import api
+    from ..client import api
 
     _require_cluster()
     return dict(api.get(name).metrics(window_s))

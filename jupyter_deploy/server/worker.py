@@ -44,7 +44,7 @@ def _serve(conn: Any) -> None:
 
 def _cluster_key() -> str:
     """Identity of the cluster a connection would reach now (no Ray involved)."""
-    from ..cluster import read_state
+    from ..control.cluster import read_state
     from ..settings import Settings
 
     settings = Settings.from_env()

