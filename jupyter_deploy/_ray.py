@@ -33,12 +33,12 @@ def check_version() -> None:
         )
 
 
-def named_actor(cls: type, name: str, create: bool = True) -> Any:
+def named_actor(cls: type, name: str, create: bool = True, *args: Any) -> Any:
     """The cluster's detached actor ``name`` running ``cls`` (created on first use).
 
     It lives on the head node (Ray's private ``node:__internal_head__`` resource), as long
     as the cluster does, and takes no CPU from replicas. With ``create=False`` it must exist
-    already (replicas look it up).
+    already (replicas look it up). ``args`` go to the constructor when this call creates it.
     """
     import ray
 
@@ -54,8 +54,27 @@ def named_actor(cls: type, name: str, create: bool = True) -> Any:
             num_cpus=0,
             resources={"node:__internal_head__": 0.001},
         )
-        .remote()
+        .remote(*args)
     )
+
+
+def call(method: Any, *args: Any, timeout: float | None = None) -> Any:
+    """``ray.get(method.remote(*args))``, raising our own error as itself, not wrapped.
+
+    Ray wraps an actor's exception in a ``RayTaskError`` whose message is a remote traceback;
+    a :class:`~jupyter_deploy.errors.JupyterDeployError` keeps its class and one-line message.
+    """
+    import ray
+
+    from .errors import JupyterDeployError
+
+    try:
+        return ray.get(method.remote(*args), timeout=timeout)
+    except ray.exceptions.RayTaskError as exc:
+        cause = getattr(exc, "cause", None)
+        if isinstance(cause, JupyterDeployError):
+            raise cause from None
+        raise
 
 
 def set_code_version(deployment: Any, key: str) -> None:
@@ -90,6 +109,8 @@ class AppDetails:
 
     status: str
     replicas: list[ReplicaInfo] = field(default_factory=list)
+    # The user_config Serve holds for the deployment: what its replicas are told to serve.
+    user_config: dict[str, Any] | None = None
 
     @property
     def running(self) -> list[str]:
@@ -120,7 +141,8 @@ def app_details(name: str) -> AppDetails:
         )
         for r in dep.get("replicas", [])
     ]
-    return AppDetails(_text(app.get("status")), replicas)
+    config = dep.get("deployment_config", {}).get("user_config")
+    return AppDetails(_text(app.get("status")), replicas, config)
 
 
 def haproxy_environment(
@@ -145,6 +167,11 @@ def haproxy_environment(
         "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": f"{draining_s:g}",
     }
 
+
+# The raylet gives the dashboard agent 30 s to report its ports, then aborts the whole
+# head ("WaitForDashboardAgentPorts" check failure). On a busy 2-core machine the agent's
+# imports alone took 42 s (seen while other clusters ran tests), so the head never came up.
+HEAD_ENVIRONMENT = {"RAY_agent_register_timeout_ms": "120000"}
 
 HAPROXY_OFF = {"RAY_SERVE_ENABLE_HA_PROXY": "0"}
 HAPROXY_BINARY = "RAY_SERVE_HAPROXY_BINARY_PATH"

@@ -32,12 +32,16 @@ def _cluster(args: argparse.Namespace) -> Any:
     from .settings import Settings
 
     if args.action == "start":
-        info = api.start_cluster()
+        from .client import actions
+
+        info, restored = actions.connect(None, Settings.from_env(), force=True)
         return {"address": info.address, "embedded": info.embedded, "pid": info.pid,
-                "http": f"http://{info.http_host}:{info.http_port}"}  # fmt: skip
+                "http": f"http://{info.http_host}:{info.http_port}",
+                "restored": [f"{r.name} v{r.version}" for r in restored]}  # fmt: skip
     if args.action == "stop":
-        stopped = api.stop_cluster()
-        return "Stopped the embedded cluster." if stopped else "No embedded cluster was running."
+        stopped = api.stop_cluster(forget=args.forget)
+        said = "Stopped the embedded cluster." if stopped else "No embedded cluster was running."
+        return said + (" Its deployments were forgotten." if args.forget else "")
     state = cluster.read_state(Settings.from_env())
     if state is None:
         return {"running": False}
@@ -138,6 +142,8 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     c = sub.add_parser("cluster", help="Start, stop or inspect the embedded Ray cluster.")
     c.add_argument("action", choices=["start", "stop", "status"])
+    c.add_argument("--forget", action="store_true",
+                   help="with stop: drop every deployment, token and log for good")  # fmt: skip
     c.set_defaults(func=_cluster)
     sub.add_parser("list", help="List deployments.").set_defaults(func=_list)
     for name, func, text in [

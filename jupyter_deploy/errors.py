@@ -103,3 +103,24 @@ class GateFailedError(JupyterDeployError):
     """The candidate failed its quality gate; nothing was deployed, the live version serves."""
 
     status = 412
+
+
+def to_wire(exc: JupyterDeployError) -> tuple[str, str, int]:
+    """What crosses a process boundary (a pipe, JSON): class name, message, status."""
+    return type(exc).__name__, str(exc), exc.status
+
+
+def from_wire(data: tuple[str, str, int | None]) -> JupyterDeployError:
+    """The error of :func:`to_wire` rebuilt with its own class.
+
+    An unknown class name gives the base class, with the name kept in the message; a
+    status of None gives the class's own.
+    """
+    name, message, status = data
+    cls = globals().get(name)
+    if not (isinstance(cls, type) and issubclass(cls, JupyterDeployError)):
+        cls, message = JupyterDeployError, f"{name}: {message}"
+    err = cls.__new__(cls)
+    Exception.__init__(err, message)
+    err.status = cls.status if status is None else status
+    return err

@@ -28,6 +28,12 @@ class Settings:
         str(Path.home() / ".jupyter_deploy"),
         "JD_HOME: where the embedded cluster keeps its state file and logs.",
     )
+    state_db: str = _setting(
+        "",
+        "JD_STATE_DB: the control plane's SQLite database (deployments, versions, tokens, "
+        "history, saved counters); Bento archives are kept beside it. Empty: "
+        "$JD_HOME/state/state.db. It lives on the head node.",
+    )
     ray_port: str = _setting(
         "6380",
         "JD_RAY_PORT: GCS port of the embedded Ray head (it also takes the next two ports).",
@@ -87,6 +93,14 @@ class Settings:
     @property
     def home_path(self) -> Path:
         return Path(self.home).expanduser()
+
+    @property
+    def state_path(self) -> Path:
+        return (
+            Path(self.state_db).expanduser()
+            if self.state_db
+            else self.home_path / "state" / "state.db"
+        )
 
     @property
     def http_port_int(self) -> int:

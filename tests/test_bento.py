@@ -69,3 +69,47 @@ def test_bento_exports_and_does_not_import_jupyter_deploy(iris_dep: Any, tmp_pat
     assert "scikit-learn==" in reqs and "jupyter" not in reqs
     archive = bentoml.export_bento(iris_dep.bento_tag, str(tmp_path / "iris.bento"))
     assert Path(archive).stat().st_size > 1000
+
+
+def test_every_bento_built_in_a_process_serves_its_own_service(
+    iris: tuple[Any, Any], tmp_path: Path
+) -> None:
+    """Two models built one after the other in one kernel: each Bento names its own service."""
+    import bentoml
+    import yaml
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.tree import DecisionTreeClassifier
+
+    from jupyter_deploy.build.capture import capture
+    from jupyter_deploy.build.packaging import build_bento
+    from jupyter_deploy.spec import DeploymentSpec
+
+    x, y = iris
+    tags = []
+    for name, model in [("first-of-two", LogisticRegression(max_iter=300)),
+                        ("second-of-two", DecisionTreeClassifier(max_depth=3))]:  # fmt: skip
+        ref = build_bento(capture(model.fit(x, y), sample=x), DeploymentSpec(name=name))
+        info = yaml.safe_load(Path(bentoml.get(ref.tag).path, "bento.yaml").read_text())
+        assert info["entry_service"] == name and info["services"][0]["name"] == name
+        tags.append(ref.tag)
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = open(tmp_path / "serve.log", "w")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "bentoml"), "serve", tags[1], "--host", "127.0.0.1",
+         "--port", str(port)],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=os.environ.copy(),
+    )  # fmt: skip
+    try:
+        wait_for(lambda: _ready(url) or proc.poll() is not None, 120, "bentoml serve")
+        assert proc.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
+        rows = x.head(5).to_dict(orient="records")
+        answer = httpx.post(f"{url}/predict", json={"instances": rows}, timeout=30).json()
+        expected = DecisionTreeClassifier(max_depth=3).fit(x, y).predict(x.head(5)).tolist()
+        assert answer["predictions"] == expected
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+        log.close()

@@ -69,3 +69,20 @@ def test_ingress_ports_follow_the_http_port(tmp_path: Any) -> None:
     assert off == {"RAY_SERVE_ENABLE_HA_PROXY": "0"}
     public = Settings.from_env({"JD_HOME": str(tmp_path), "JD_HTTP_HOST": "0.0.0.0"})
     assert "RAY_SERVE_HAPROXY_BINARY_PATH" not in ingress.environment(public)
+
+
+def test_a_crashed_head_is_not_taken_for_a_running_one() -> None:
+    """A head killed under the kernel that started it stays a zombie child: not alive."""
+    import time
+
+    from jupyter_deploy.control.cluster import _pid_alive
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with open(f"/proc/{child.pid}/stat") as fh:
+            if fh.read().rsplit(")", 1)[1].split()[0] == "Z":
+                break
+        time.sleep(0.05)
+    assert _pid_alive(child.pid) is False
+    assert _pid_alive(os.getpid()) is True

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from jupyter_deploy.monitoring.aggregator import Aggregator
-from jupyter_deploy.monitoring.metrics import Counts
+from jupyter_deploy.monitoring.metrics import Counts, Push
 
 
 def test_counts_are_exact_and_percentiles_fall_in_the_right_bucket() -> None:
@@ -30,8 +30,8 @@ def test_aggregator_sums_replicas_and_speaks_prometheus() -> None:
     for _ in range(5):
         b.add(200, 3.0, 1, None)
     b.add(422, 2.0, 1, "ModelRejected")
-    agg.push("m", 1, "replica-a", a.to_dict())
-    agg.push("m", 1, "replica-b", b.to_dict())
+    agg.push("m", 1, "replica-a", Push(a))
+    agg.push("m", 1, "replica-b", Push(b))
     snap = agg.snapshot("m", window_s=60)
     assert snap["total_requests"] == 13
     assert snap["total_by_status"] == {"200": 12, "422": 1}
@@ -41,7 +41,7 @@ def test_aggregator_sums_replicas_and_speaks_prometheus() -> None:
     text = agg.prometheus()
     assert 'jupyter_deploy_requests_total{deployment="m",status="200"} 12' in text
     assert 'jupyter_deploy_request_latency_ms_count{deployment="m"} 13' in text
-    agg.push("other", 1, "replica-c", a.to_dict())
+    agg.push("other", 1, "replica-c", Push(a))
     assert 'deployment="other"' in agg.prometheus()
     assert 'deployment="other"' not in agg.prometheus(only="m")
     agg.forget("m")

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from jupyter_deploy.monitoring.drift import ReferenceProfile
+from jupyter_deploy.monitoring.metrics import Observed
 from jupyter_deploy.monitoring.profile import PREDICTION
 from jupyter_deploy.monitoring.quality import Quality
 from jupyter_deploy.replica.observations import Observations, VersionReference
@@ -25,7 +26,7 @@ def test_regression_feedback_gives_mae_and_rmse() -> None:
     rng = np.random.default_rng(0)
     quality = Quality()
     quality.register(1, _reference(rng.normal(size=500), "regression"))
-    quality.push(1, {"predictions": {"a": [1.0, 2.0], "b": [4.0]}})
+    quality.push(1, Observed({"a": [1.0, 2.0], "b": [4.0]}))
     result = quality.feedback([{"request_id": "a", "label": [2.0, 2.0]},
                                {"request_id": "b", "label": 1.0},
                                {"request_id": "a", "label": [1.0]},
@@ -51,7 +52,7 @@ def test_the_report_follows_the_serving_version_and_its_own_window() -> None:
         for i in range(10):
             x = rng.normal(shift, 1.0, size=(20, 1))
             observations.add(version, x, x[:, 0] * 2, f"v{version}-{i}")
-        quality.push(version, observations.drain(version) or {})
+        quality.push(version, observations.drain(version) or Observed())
     moved = quality.report()
     assert moved["version"] == 2 and moved["features"][0]["n"] == 200
     assert moved["features"][0]["drifted"]

@@ -225,6 +225,7 @@ def test_kernel_bridge_lists_and_reports_errors(
     assert json.loads(framed) == {
         "models": [{"variable": "pipe", "type": "Pipeline", "has_proba": True}],
         "samples": ["X"],
+        "defaults": {"min_replicas": 1, "max_replicas": 2},  # the spec's: the form starts there
     }
     kernel_bridge.deploy(ns, "nothere")
     answer = json.loads(capsys.readouterr().out.split(kernel_bridge.MARK)[1])
@@ -233,7 +234,8 @@ def test_kernel_bridge_lists_and_reports_errors(
 
 
 def test_worker_replaces_a_dead_child(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
-    from jupyter_deploy.server.worker import OperationError, Worker
+    from jupyter_deploy.errors import ClusterError
+    from jupyter_deploy.server.worker import Worker
 
     monkeypatch.setenv("JD_HOME", str(tmp_path / "empty-home"))
     worker = Worker()
@@ -244,7 +246,7 @@ def test_worker_replaces_a_dead_child(monkeypatch: pytest.MonkeyPatch, tmp_path:
         first.join(timeout=10)
         assert worker.call("cluster_status")["running"] is False
         assert worker._proc is not first and worker._proc.is_alive()
-        with pytest.raises(OperationError) as err:
+        with pytest.raises(ClusterError) as err:  # the child's error keeps its class
             worker.call("rollback", "iris")
         assert err.value.status == 503
     finally:

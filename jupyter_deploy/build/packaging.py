@@ -9,9 +9,11 @@ requirements and runtime) is reused rather than rebuilt, so redeploying costs no
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -19,10 +21,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from .capture import ModelCapture
-from .environment import pinned_requirements, python_version
 from ..errors import PackagingError
 from ..spec import DeploymentSpec
+from .capture import ModelCapture
+from .environment import pinned_requirements, python_version
 
 _TEMPLATE_DIR = Path(__file__).parent.parent / "_bento"
 # Files copied into the Bento's build context: source name -> name inside the Bento.
@@ -114,6 +116,10 @@ def build_bento(cap: ModelCapture, spec: DeploymentSpec) -> BentoRef:
                 "predict_proba": "predict_proba" in cap.methods,
             }
             Path(ctx, "jd_bento.json").write_text(json.dumps(config, indent=2))
+            # BentoML imports the build context's `service` module to read the service's
+            # name; a module cached from an earlier build in this process would name the
+            # first deployment's service in every later Bento (and `bentoml serve` fails).
+            _forget_bento_modules()
             bento = bentoml.bentos.build(
                 "service:ModelService",
                 name=spec.name,
@@ -127,7 +133,16 @@ def build_bento(cap: ModelCapture, spec: DeploymentSpec) -> BentoRef:
             )
     except Exception as exc:  # bentoml raises many types; the user needs one clear line
         raise PackagingError(f"Building the Bento for '{spec.name}' failed: {exc}") from exc
+    finally:
+        _forget_bento_modules()
     return BentoRef(str(bento.tag), str(bento_model.tag), str(bento.path), False)
+
+
+def _forget_bento_modules() -> None:
+    """Drop the Bento's own modules from the import cache (they live in a temporary folder)."""
+    for module in ("service", "jd_runtime"):
+        sys.modules.pop(module, None)
+    importlib.invalidate_caches()
 
 
 def export_archive(tag: str) -> bytes:

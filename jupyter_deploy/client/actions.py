@@ -2,7 +2,8 @@
 
 :mod:`jupyter_deploy.client.api` and :class:`~jupyter_deploy.client.deployment.Deployment`
 both call these; they return records, never handles, so neither imports the other's
-module in a circle.
+module in a circle. Every call connects through :func:`connect`, which restores the
+desired state into Serve the first time this process reaches a cluster.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ import contextlib
 import dataclasses
 from typing import Any
 
+from .. import _ray
 from ..control import cluster
-from ..control.registry import DeploymentRecord
+from ..control.records import DeploymentRecord
 from ..errors import (
     DeploymentFailedError,
     DeploymentNotFoundError,
@@ -22,156 +24,138 @@ from ..errors import (
 from ..monitoring import aggregator
 from ..progress import Progress
 from ..rollout import serving
+from ..rollout.readiness import probe
+from ..rollout.reconcile import Restored, reconcile
+from ..rollout.target import Target, target_of
 from ..settings import Settings
 from ..spec import DeploymentSpec
 
+View = tuple[DeploymentRecord, str, dict[str, Any]]
+_reconciled: set[tuple[str, float]] = set()  # clusters (address, start) this process restored
 
-def _registry() -> Any:
+
+def registry() -> Any:
     from ..control.registry import handle
 
     return handle()
 
 
-def _call(method: Any, *args: Any) -> Any:
-    import ray
-
-    return ray.get(method.remote(*args))
-
-
-def base_url(info: cluster.ClusterInfo, settings: Settings) -> str:
-    if settings.public_url:
-        return settings.public_url.rstrip("/")
-    host = "127.0.0.1" if info.http_host in ("0.0.0.0", "") else info.http_host
-    return f"http://{host}:{info.http_port}"
-
-
-def probe(url: str, token: str | None) -> Any:
-    """A function returning the version the endpoint answers with, or None."""
-    import httpx
-
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-
-    def probe() -> int | None:
-        try:
-            resp = httpx.get(f"{url}/readyz", headers=headers, timeout=2)
-        except httpx.HTTPError:
-            return None
-        if resp.status_code != 200:
-            return None
-        return int(resp.headers.get("x-model-version", "0"))
-
-    return probe
+def connect(
+    address: str | None = None,
+    settings: Settings | None = None,
+    progress: Progress | None = None,
+    force: bool = False,
+) -> tuple[cluster.ClusterInfo, list[Restored]]:
+    """Connect, and the first time (or with ``force``) make Serve match the store."""
+    settings = settings or Settings.from_env()
+    info = cluster.connect(address, settings)
+    key = (info.address, info.started_at)
+    restored: list[Restored] = []
+    if force or key not in _reconciled:
+        tick = progress.note if progress is not None else (lambda _m: None)
+        restored = reconcile(registry(), cluster.base_url(info, settings),
+                             float(settings.deploy_timeout), tick)  # fmt: skip
+        _reconciled.add(key)
+    return info, restored
 
 
-View = tuple[DeploymentRecord, str, dict[str, Any]]
-
-
-def view(record: dict[str, Any], settings: Settings) -> View:
+def view(rec: DeploymentRecord, settings: Settings) -> View:
     """What a handle shows: the record, the endpoints' base URL and Serve's status."""
     info = cluster.current()
     assert info is not None
-    rec = DeploymentRecord.from_dict(record)
-    return rec, base_url(info, settings), serving.application_status(rec.name)
+    return rec, cluster.base_url(info, settings), serving.application_status(rec.name)
+
+
+def _token(target: Target) -> str | None:
+    return target.token if target.spec.auth else None
 
 
 def roll_out(
-    registry: Any,
-    record: dict[str, Any],
-    version: int,
-    url: str,
-    settings: Settings,
-    prog: Progress,
+    rec: DeploymentRecord, version: int, url: str, settings: Settings, prog: Progress,
     timeout: float | None,
-) -> None:
+) -> None:  # fmt: skip
     """Roll ``version`` out; on failure restore the previous live version (or nothing)."""
-    rec = DeploymentRecord.from_dict(record)
-    new = rec.version(version)
-    spec = DeploymentSpec.from_dict(new.spec)
-    token = rec.token if spec.auth else None
-    target = serving.Target(spec, version, new.bento_tag, rec.token)
+    reg = registry()
+    target = target_of(rec, version)
     live = target_of(rec, rec.live) if rec.live is not None else None
     wait = float(timeout if timeout is not None else settings.deploy_timeout)
     try:
-        serving.rollout(target, probe(url, token), wait, prog.note, serving=live)
+        serving.rollout(target, probe(url, _token(target)), wait, prog.note, serving=live)
     except BaseException as exc:  # KeyboardInterrupt too: never leave a half-made version
-        _call(registry.drop_version, rec.name, version)
+        _ray.call(reg.drop_version, rec.name, version)
         if not isinstance(exc, DeploymentFailedError | DeploymentTimeoutError):
             raise
-        if rec.live is None or rec.live == version:
+        if live is None:
             with contextlib.suppress(DeploymentNotFoundError):
                 serving.delete_application(rec.name)
             raise
-        previous = target_of(rec, rec.live)
-        serving.rollout(previous, probe(url, rec.token if previous.spec.auth else None), wait,
-                        serving=target)  # fmt: skip
-        raise type(exc)(f"{exc} Version {previous.version} keeps serving.") from None
+        serving.rollout(live, probe(url, _token(live)), wait, serving=target)
+        raise type(exc)(f"{exc} Version {live.version} keeps serving.") from None
 
 
-def target_of(rec: DeploymentRecord, version: int) -> serving.Target:
-    """What serving ``version`` of ``rec`` means: its spec, Bento and the token."""
-    entry = rec.version(version)
-    return serving.Target(DeploymentSpec.from_dict(entry.spec), version, entry.bento_tag,
-                          rec.token)  # fmt: skip
-
-
-def _record(name: str, address: str | None) -> tuple[Any, dict[str, Any], Settings]:
+def _record(name: str, address: str | None) -> tuple[DeploymentRecord, Settings]:
     settings = Settings.from_env()
-    cluster.connect(address, settings)
-    registry = _registry()
-    record = _call(registry.get, name)
-    if record is None or record["live"] is None:
-        known = sorted(r["name"] for r in _call(registry.list))
+    connect(address, settings)
+    rec = _ray.call(registry().get, name)
+    if rec is None or rec.live is None:
+        known = sorted(r.name for r in _ray.call(registry().records) if r.live is not None)
         hint = f" Deployments: {', '.join(known)}." if known else " There are none."
         raise DeploymentNotFoundError(f"No deployment named '{name}' in the cluster.{hint}")
-    return registry, record, settings
+    return rec, settings
 
 
 def lookup(name: str, *, address: str | None = None) -> View:
     """The deployment ``name`` from the cluster (made by any kernel)."""
-    _, record, settings = _record(name, address)
-    return view(record, settings)
+    rec, settings = _record(name, address)
+    return view(rec, settings)
+
+
+def live_records(address: str | None = None) -> list[DeploymentRecord]:
+    """Every deployment with a live version, sorted by name."""
+    connect(address)
+    return [r for r in _ray.call(registry().records) if r.live is not None]
 
 
 def rollback(name: str, *, address: str | None = None, progress: bool = True) -> View:
     """Serve the version that was live before the current one (as a new rollout)."""
-    registry, record, settings = _record(name, address)
-    rec = DeploymentRecord.from_dict(record)
-    earlier = [v for v in rec.versions if v.version < (rec.live or 0)]
+    rec, settings = _record(name, address)
+    assert rec.live is not None
+    earlier = [v for v in rec.versions if v.version < rec.live]
     if not earlier:
         raise RollbackError(f"'{name}' has no version before v{rec.live} to roll back to.")
     previous = earlier[-1]
-    info = cluster.current()
-    assert info is not None
-    url = f"{base_url(info, settings)}/{name}"
+    url = f"{view(rec, settings)[1]}/{name}"
     prog = Progress(f"rollback {name} to v{previous.version}", enabled=progress)
     with prog.step(f"deploy v{previous.version}"):
         target = target_of(rec, previous.version)
-        live = target_of(rec, rec.live) if rec.live is not None else None
-        token = rec.token if target.spec.auth else None
-        serving.rollout(target, probe(url, token), float(settings.deploy_timeout), prog.note,
-                        serving=live)  # fmt: skip
-    return view(_call(registry.set_live, name, previous.version, "rollback"), settings)
+        serving.rollout(target, probe(url, _token(target)), float(settings.deploy_timeout),
+                        prog.note, serving=target_of(rec, rec.live))  # fmt: skip
+    return view(_ray.call(registry().set_live, name, previous.version, "rollback"), settings)
 
 
 def scale(name: str, min_replicas: int, max_replicas: int, *, address: str | None = None) -> View:
     """Change the replica range of the live version (no replica restarts)."""
-    registry, record, _ = _record(name, address)
-    rec = DeploymentRecord.from_dict(record)
-    live = rec.version(rec.live)  # type: ignore[arg-type]
+    rec, _ = _record(name, address)
+    assert rec.live is not None
+    live = rec.version(rec.live)
     spec = DeploymentSpec.from_dict(live.spec)
     auto = dataclasses.replace(spec.autoscaling, min_replicas=min_replicas,
                                max_replicas=max_replicas)  # fmt: skip
     spec = dataclasses.replace(spec, autoscaling=auto)  # validates the new range
-    serving.submit(serving.Target(spec, live.version, live.bento_tag, rec.token), auto)
-    live.spec = spec.to_dict()
-    _call(registry.update_spec, name, live.version, live.spec)
+    serving.submit(Target(spec, live.version, live.bento_tag, rec.token), auto)
+    _ray.call(registry().update_spec, name, live.version, spec.to_dict())
     return lookup(name, address=address)
 
 
 def undeploy(name: str, *, address: str | None = None) -> None:
-    """Stop serving ``name`` and forget its versions (its Bentos stay in the store)."""
-    registry, _, _ = _record(name, address)
+    """Stop serving ``name`` and forget it: versions, history, counters, archives."""
+    _record(name, address)
     with contextlib.suppress(DeploymentNotFoundError):
         serving.delete_application(name)
-    _call(registry.delete, name)
-    _call(aggregator.handle().forget, name)
+    _ray.call(registry().delete, name)
+    _ray.call(aggregator.handle().forget, name)
+
+
+def checkpoint() -> None:
+    """Save the monitoring counters now (before the cluster stops)."""
+    _ray.call(registry().checkpoint, timeout=30)

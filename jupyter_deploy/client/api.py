@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
+from .. import _ray
 from ..build.capture import capture, resolve
 from ..control import cluster
 from ..monitoring import aggregator
@@ -19,18 +21,18 @@ def deploy(
     name: str | None = None,
     *,
     sample: Any = None,
-    min_replicas: int = 1,
-    max_replicas: int = 2,
-    target_ongoing_requests: float = 8.0,
-    num_cpus: float = 0.5,
-    num_gpus: float = 0.0,
+    min_replicas: int = Autoscaling.min_replicas,
+    max_replicas: int = Autoscaling.max_replicas,
+    target_ongoing_requests: float = Autoscaling.target_ongoing_requests,
+    num_cpus: float = Resources.num_cpus,
+    num_gpus: float = Resources.num_gpus,
     resources: dict[str, float] | None = None,
-    auth: bool = True,
+    auth: bool = DeploymentSpec.auth,
     allow_nan: bool = False,
-    max_batch_rows: int = 10_000,
-    monitoring: bool = True,
+    max_batch_rows: int = DeploymentSpec.max_batch_rows,
+    monitoring: bool = DeploymentSpec.monitoring,
     reference: Any = None,
-    log_sample_rate: float = 1.0,
+    log_sample_rate: float = DeploymentSpec.log_sample_rate,
     drift: dict[str, float] | None = None,
     address: str | None = None,
     namespace: dict[str, Any] | None = None,
@@ -101,22 +103,22 @@ def deploy(
     with prog.step("package"):
         bento = build_bento(cap, spec)
     with prog.step("cluster"):
-        info = cluster.connect(address, settings)
-        registry = actions._registry()
+        info, _ = actions.connect(address, settings, prog)
+        registry = actions.registry()
         aggregator.handle()  # replicas look it up when they start
-        if not actions._call(registry.has_archive, bento.tag):
-            actions._call(registry.put_archive, bento.tag, export_archive(bento.tag))
+        if not _ray.call(registry.has_archive, bento.tag):
+            _ray.call(registry.put_archive, bento.tag, export_archive(bento.tag))
     meta = model_metadata(cap, [])
     meta.pop("requirements")
-    record = actions._call(registry.new_version, name, bento.tag, spec.to_dict(), meta)
-    version = record["versions"][-1]["version"]
-    url = f"{actions.base_url(info, settings)}/{name}"
+    rec = _ray.call(registry.new_version, name, bento.tag, spec.to_dict(), meta)
+    version = rec.newest.version
+    url = f"{cluster.base_url(info, settings)}/{name}"
     with prog.step(f"deploy v{version}"):
-        actions.roll_out(registry, record, version, url, settings, prog, timeout)
-    record = actions._call(registry.set_live, name, version, "deploy")
+        actions.roll_out(rec, version, url, settings, prog, timeout)
+    rec = _ray.call(registry.set_live, name, version, "deploy")
     if progress:
         prog.note(f"ready at {url}")
-    return _deployment(actions.view(record, settings))
+    return _deployment(actions.view(rec, settings))
 
 
 def _deployment(view: actions.View) -> Deployment:
@@ -131,10 +133,7 @@ def get(name: str, *, address: str | None = None) -> Deployment:
 def list_deployments(*, address: str | None = None) -> list[Deployment]:
     """Every live deployment in the cluster, sorted by name."""
     settings = Settings.from_env()
-    cluster.connect(address, settings)
-    records = actions._call(actions._registry().list)
-    return [_deployment(actions.view(r, settings))
-            for r in sorted(records, key=lambda r: r["name"]) if r["live"]]  # fmt: skip
+    return [_deployment(actions.view(r, settings)) for r in actions.live_records(address)]
 
 
 def rollback(name: str, *, address: str | None = None, progress: bool = True) -> Deployment:
@@ -154,11 +153,32 @@ def undeploy(name: str, *, address: str | None = None) -> None:
     actions.undeploy(name, address=address)
 
 
-def start_cluster() -> cluster.ClusterInfo:
-    """Start (or reuse) the embedded local Ray cluster and Ray Serve on it."""
-    return cluster.connect(None, Settings.from_env())
+def start_cluster(*, progress: bool = False) -> cluster.ClusterInfo:
+    """Start (or reuse) the embedded local Ray cluster, and restore every deployment.
+
+    Deployments live in the control plane's store, so after a stop, a crash or a reboot
+    they come back at their live version, on their route, with their token and counters.
+    """
+    prog = Progress("cluster", enabled=progress)
+    info, restored = actions.connect(None, Settings.from_env(), prog, force=True)
+    for r in restored:
+        prog.note(f"restored {r.name} v{r.version}")
+    return info
 
 
-def stop_cluster() -> bool:
-    """Stop the embedded cluster and every deployment on it. False if none was running."""
-    return cluster.stop_embedded(Settings.from_env())
+def stop_cluster(*, forget: bool = False) -> bool:
+    """Stop the embedded cluster. False if none was running.
+
+    Deployments are kept in the store (counters saved first) and come back with the next
+    :func:`start_cluster`; ``forget=True`` drops them: versions, tokens, history, counters,
+    archives and payload logs.
+    """
+    settings = Settings.from_env()
+    if cluster.read_state(settings) is not None:
+        with contextlib.suppress(Exception):  # a cluster that cannot answer has nothing to save
+            cluster.connect(None, settings)
+            actions.checkpoint()
+    stopped = cluster.stop_embedded(settings)
+    if forget:
+        cluster.forget_state(settings)
+    return stopped

@@ -1,6 +1,6 @@
 """The handle a user gets back: URL, token, versions, and calls against the endpoint.
 
-It is a thin view of the cluster's registry record; :meth:`Deployment.refresh` re-reads
+It is a thin view of the control plane's record of it; :meth:`Deployment.refresh` re-reads
 it, so a handle made in one kernel sees versions deployed from another.
 """
 
@@ -11,7 +11,7 @@ import json
 import time
 from typing import Any
 
-from ..control.registry import DeploymentRecord, VersionRecord
+from ..control.records import DeploymentRecord, VersionRecord
 from ..errors import PredictionError
 
 

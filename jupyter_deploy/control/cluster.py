@@ -47,14 +47,19 @@ def _state_file(settings: Settings) -> Path:
 
 
 def _pid_alive(pid: int | None) -> bool:
+    """Whether ``pid`` runs. A zombie does not: a head that crashed under the kernel that
+    started it stays a zombie child of that kernel, and connecting to it would hang."""
     if not pid:
         return False
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        with open(f"/proc/{pid}/stat") as fh:
+            state = fh.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
         return False
-    except PermissionError:
-        return True
+    if state == "Z":
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)  # reap it if it is ours
+        return False
     return True
 
 
@@ -86,6 +91,7 @@ def _head_env(settings: Settings) -> dict[str, str]:
     env = dict(os.environ)
     env.pop("RAY_ADDRESS", None)
     env["RAY_USAGE_STATS_ENABLED"] = "0"
+    env.update(_ray.HEAD_ENVIRONMENT)
     env.update(ingress.environment(settings))
     return env
 
@@ -195,6 +201,22 @@ def stop_embedded(settings: Settings | None = None) -> bool:
             return False
         _terminate(info.pid)
         return True
+
+
+def forget_state(settings: Settings) -> None:
+    """Drop the control plane's durable state: deployments, archives, payload logs."""
+    import shutil
+
+    shutil.rmtree(settings.state_path.parent, ignore_errors=True)
+    shutil.rmtree(settings.home_path / "payloads", ignore_errors=True)
+
+
+def base_url(info: ClusterInfo, settings: Settings) -> str:
+    """Where clients reach the endpoints of the cluster ``info``."""
+    if settings.public_url:
+        return settings.public_url.rstrip("/")
+    host = "127.0.0.1" if info.http_host in ("0.0.0.0", "") else info.http_host
+    return f"http://{host}:{info.http_port}"
 
 
 _connected: ClusterInfo | None = None

@@ -1,136 +1,138 @@
-"""The cluster-side registry: Bento archives and each deployment's version history.
+"""The registry actor: the one writer of the durable store, on the head node.
 
-One detached, named Ray actor holds them, so every kernel, the CLI and the panel see the
-same deployments, and replicas on any node fetch their Bento from it rather than from a
-path that exists only on the kernel's machine. It lives as long as the cluster.
+Every kernel, the CLI and the panel's child read and change the desired state through this
+detached actor, so there is exactly one SQLite writer (:mod:`jupyter_deploy.control.store`).
+It keeps nothing that matters in memory: archives are files, records are rows, and a new
+registry (after a crash or a cluster restart) opens the same database and carries on.
+
+Two things it holds only in memory, because they describe the cluster as it is rather than
+as it should be: the replicas' reports on the version they serve (for readiness), and the
+saver thread that copies the aggregator's counters into the store every :data:`SAVE_S`.
 """
 
 from __future__ import annotations
 
-import secrets
+import logging
+import os
+import threading
 import time
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .records import DeploymentRecord, ReplicaReport
+from .store import Store
+
 REGISTRY_NAME = "jupyter_deploy_registry"
-
-
-@dataclass
-class VersionRecord:
-    """One version of a deployment: which Bento, with which spec, and when."""
-
-    version: int
-    bento_tag: str
-    spec: dict[str, Any]
-    created: float
-    meta: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class DeploymentRecord:
-    """A deployment's history; ``live`` is the version that serves traffic."""
-
-    name: str
-    token: str
-    versions: list[VersionRecord] = field(default_factory=list)
-    live: int | None = None
-    events: list[dict[str, Any]] = field(default_factory=list)
-
-    def version(self, number: int) -> VersionRecord:
-        return next(v for v in self.versions if v.version == number)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> DeploymentRecord:
-        versions = [VersionRecord(**v) for v in data["versions"]]
-        return cls(data["name"], data["token"], versions, data["live"], data["events"])
+SAVE_S = 5.0  # counters lost in a crash: at most this much (the issue allows 10 s)
+_log = logging.getLogger(__name__)
 
 
 class Registry:
-    """Actor body. Every method is quick; Ray runs them one at a time (no locks needed)."""
+    """Actor body. Ray runs its methods one at a time; the saver thread shares the store's lock."""
 
-    def __init__(self) -> None:
-        self._archives: dict[str, bytes] = {}
-        self._deployments: dict[str, DeploymentRecord] = {}
-        # Which version each deployment's replicas should load, and what each replica
-        # reports back: the in-place switch protocol of serving.switch_in_place().
-        self._targets: dict[str, dict[str, Any]] = {}
-        self._acks: dict[str, dict[str, dict[str, Any]]] = {}
+    def __init__(self, path: str) -> None:
+        self._store = Store(path)
+        self._acks: dict[str, dict[str, ReplicaReport]] = {}
+        self._restored = False
+        threading.Thread(target=self._save_forever, name="jd-counters", daemon=True).start()
 
-    # -- Bento archives ---------------------------------------------------------------
-    def has_archive(self, tag: str) -> bool:
-        return tag in self._archives
+    # -- desired state ------------------------------------------------------------------
+    def get(self, name: str) -> DeploymentRecord | None:
+        return self._store.get(name)
 
-    def put_archive(self, tag: str, data: bytes) -> None:
-        self._archives[tag] = data
-
-    def get_archive(self, tag: str) -> bytes | None:
-        return self._archives.get(tag)
-
-    # -- deployments ------------------------------------------------------------------
-    def get(self, name: str) -> dict[str, Any] | None:
-        rec = self._deployments.get(name)
-        return rec.to_dict() if rec else None
-
-    def list(self) -> list[dict[str, Any]]:
-        return [r.to_dict() for r in self._deployments.values()]
+    def records(self) -> list[DeploymentRecord]:
+        return self._store.records()
 
     def new_version(
         self, name: str, bento_tag: str, spec: dict[str, Any], meta: dict[str, Any]
-    ) -> dict[str, Any]:
-        """Record a new version (not live yet); create the deployment and its token."""
-        rec = self._deployments.get(name)
-        if rec is None:
-            rec = DeploymentRecord(name=name, token=secrets.token_urlsafe(24))
-            self._deployments[name] = rec
-        number = max((v.version for v in rec.versions), default=0) + 1
-        rec.versions.append(VersionRecord(number, bento_tag, spec, time.time(), meta))
-        return rec.to_dict()
+    ) -> DeploymentRecord:
+        return self._store.new_version(name, bento_tag, spec, meta)
 
-    def set_live(self, name: str, version: int, event: str) -> dict[str, Any]:
-        rec = self._deployments[name]
-        rec.live = version
-        rec.events.append({"time": time.time(), "event": event, "version": version})
-        return rec.to_dict()
+    def set_live(self, name: str, version: int, event: str, detail: str = "") -> DeploymentRecord:
+        return self._store.set_live(name, version, event, detail)
+
+    def record_event(self, name: str, event: str, version: int | None, detail: str = "") -> None:
+        self._store.record_event(name, event, version, detail)
 
     def update_spec(self, name: str, version: int, spec: dict[str, Any]) -> None:
-        """Record a config-only change (the replica range) of a live version."""
-        self._deployments[name].version(version).spec = spec
+        self._store.update_spec(name, version, spec)
 
     def drop_version(self, name: str, version: int) -> None:
-        """Forget a version that never went live (its rollout failed)."""
-        rec = self._deployments.get(name)
-        if rec is None:
-            return
-        rec.versions = [v for v in rec.versions if v.version != version]
-        if not rec.versions:
-            del self._deployments[name]
+        self._store.drop_version(name, version)
 
     def delete(self, name: str) -> bool:
-        self._targets.pop(name, None)
         self._acks.pop(name, None)
-        return self._deployments.pop(name, None) is not None
+        return self._store.delete(name)
 
-    # -- in-place version switches ----------------------------------------------------
-    def set_target(self, name: str, target: dict[str, Any]) -> None:
-        """``target``: version, bento_tag and code key the replicas of ``name`` must serve."""
-        self._targets[name] = target
+    # -- Bento archives (files beside the database) ----------------------------------------
+    def has_archive(self, tag: str) -> bool:
+        return self._store.archive_path(tag).exists()
 
-    def target(self, name: str) -> dict[str, Any] | None:
-        return self._targets.get(name)
+    def put_archive(self, tag: str, data: bytes) -> None:
+        self._store.put_archive(tag, data)
 
-    def ack(self, name: str, replica: str, report: dict[str, Any]) -> None:
-        """A replica's report: the version it serves, and the last version it failed to load."""
-        self._acks.setdefault(name, {})[replica] = {**report, "time": time.time()}
+    def get_archive(self, tag: str) -> bytes | None:
+        """The archive's bytes, read for this call only (replicas on any node unpack it)."""
+        path = self._store.archive_path(tag)
+        return path.read_bytes() if path.exists() else None
 
-    def acks(self, name: str) -> dict[str, dict[str, Any]]:
+    # -- what replicas report ---------------------------------------------------------------
+    def ack(self, name: str, replica: str, report: ReplicaReport) -> None:
+        self._acks.setdefault(name, {})[replica] = report
+
+    def acks(self, name: str) -> dict[str, ReplicaReport]:
         return dict(self._acks.get(name, {}))
 
+    # -- monitoring counters -------------------------------------------------------------
+    def restore_counters(self) -> list[str]:
+        """Hand the saved counters to a new aggregator, once per registry (cluster start)."""
+        if self._restored:
+            return []
+        import ray
 
-def handle(create: bool = True) -> Any:
-    """The registry actor of the connected cluster (created on first use)."""
+        from ..monitoring.aggregator import handle
+
+        self._restored = True
+        blobs = self._store.counters()
+        return ray.get(handle().restore.remote(blobs)) if blobs else []
+
+    def checkpoint(self) -> int:
+        """Save every deployment's counters now (before a clean stop). Returns how many."""
+        return self._save(everything=True)
+
+    def _save(self, everything: bool = False) -> int:
+        import ray
+
+        from ..monitoring.aggregator import handle
+
+        if not self._restored:  # saving an empty new aggregator would overwrite the old counts
+            return 0
+        blobs = ray.get(handle().export.remote(everything), timeout=30)
+        if blobs:
+            self._store.save_counters(blobs)
+        return len(blobs)
+
+    def _save_forever(self) -> None:
+        while True:
+            time.sleep(SAVE_S)
+            try:
+                self._save()
+            except Exception:  # the aggregator restarting must not stop the saver
+                _log.warning("could not save the monitoring counters", exc_info=True)
+
+    def pid(self) -> int:
+        return os.getpid()
+
+
+def handle(create: bool = True, path: str | None = None) -> Any:
+    """The registry actor of the connected cluster (created on first use).
+
+    ``path`` is the state database, ``Settings.state_path`` unless given; it only matters
+    when this call creates the actor.
+    """
     from .._ray import named_actor
 
-    return named_actor(Registry, REGISTRY_NAME, create)
+    if create and path is None:
+        from ..settings import Settings
+
+        path = str(Settings.from_env().state_path)
+    return named_actor(Registry, REGISTRY_NAME, create, path)

@@ -8,12 +8,13 @@ per-second series of the last :data:`KEEP_S` seconds for rates and charts.
 
 from __future__ import annotations
 
+import pickle
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .metrics import LATENCY_BUCKETS_MS, Counts
+from .metrics import LATENCY_BUCKETS_MS, Counts, Push
 
 if TYPE_CHECKING:
     from .quality import Quality
@@ -52,22 +53,47 @@ class Aggregator:
 
     def __init__(self) -> None:
         self._deployments: dict[str, _Deployment] = {}
+        self._dirty: set[str] = set()  # changed since the last export()
 
-    def push(self, name: str, version: int, replica: str, counts: dict[str, Any]) -> None:
+    def push(self, name: str, version: int, replica: str, data: Push) -> None:
         dep = self._deployments.setdefault(name, _Deployment())
+        self._dirty.add(name)
         now = int(time.time())
         if not dep.seconds or dep.seconds[-1].at != now:
             dep.seconds.append(_Second(now))
         second = dep.seconds[-1]
-        second.counts.merge(counts)
+        second.counts.merge(data.counts)
         second.replicas.add(replica)
-        dep.total.merge(counts)
-        dep.by_version.setdefault(str(version), Counts()).merge(counts)
-        if "quality" in counts and dep.quality is not None:
-            dep.quality.push(version, counts["quality"])
+        dep.total.merge(data.counts)
+        dep.by_version.setdefault(str(version), Counts()).merge(data.counts)
+        if data.observed is not None and dep.quality is not None:
+            dep.quality.push(version, data.observed)
 
     def forget(self, name: str) -> None:
         self._deployments.pop(name, None)
+        self._dirty.discard(name)
+
+    # -- durability: the control plane saves these every few seconds, restores at start ---
+    def export(self, everything: bool = False) -> dict[str, bytes]:
+        """Pickled state of the deployments changed since the last export (or all)."""
+        names = set(self._deployments) if everything else self._dirty & set(self._deployments)
+        self._dirty.clear()
+        return {name: pickle.dumps(self._deployments[name]) for name in names}
+
+    def restore(self, blobs: dict[str, bytes]) -> list[str]:
+        """Take saved state back after a restart; counts pushed meanwhile are added to it."""
+        restored = []
+        for name, blob in blobs.items():
+            saved: _Deployment = pickle.loads(blob)
+            current = self._deployments.get(name)
+            if current is not None:  # replicas pushed first: keep both sides' counts
+                saved.total.merge(current.total)
+                for version, counts in current.by_version.items():
+                    saved.by_version.setdefault(version, Counts()).merge(counts)
+                saved.seconds.extend(current.seconds)
+            self._deployments[name] = saved
+            restored.append(name)
+        return restored
 
     def _quality(self, name: str) -> Quality:
         from .quality import Quality
@@ -80,9 +106,11 @@ class Aggregator:
     def register(self, name: str, version: int, reference: dict[str, Any]) -> None:
         """A replica loaded ``version``: its reference profiles, task and drift thresholds."""
         self._quality(name).register(version, reference)
+        self._dirty.add(name)
 
     def feedback(self, name: str, items: list[dict[str, Any]]) -> dict[str, Any]:
         """True labels for earlier requests, by request id (see :mod:`jupyter_deploy.quality`)."""
+        self._dirty.add(name)
         return self._quality(name).feedback(items)
 
     def quality(self, name: str, window_s: int = 300) -> dict[str, Any]:
@@ -96,7 +124,7 @@ class Aggregator:
         recent = [s for s in dep.seconds if s.at > now - window_s]
         window = Counts()
         for s in recent:
-            window.merge(s.counts.to_dict())
+            window.merge(s.counts)
         span = max(1, min(window_s, now - recent[0].at + 1)) if recent else window_s
         errors = sum(n for code, n in window.by_status.items() if int(code) >= 400)
         return {

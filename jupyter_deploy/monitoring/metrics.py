@@ -45,14 +45,14 @@ class Counts:
         self.latency[bisect.bisect_left(LATENCY_BUCKETS_MS, latency_ms)] += 1
         self.latency_sum_ms += latency_ms
 
-    def merge(self, other: dict[str, Any]) -> None:
-        """Add counts pushed as :meth:`to_dict` by a replica."""
-        self.requests += other["requests"]
-        self.rows += other["rows"]
-        self.by_status.update(other["by_status"])
-        self.errors.update(other["errors"])
-        self.latency = [a + b for a, b in zip(self.latency, other["latency"], strict=True)]
-        self.latency_sum_ms += other["latency_sum_ms"]
+    def merge(self, other: Counts) -> None:
+        """Add another interval's counts (a replica's push, another second)."""
+        self.requests += other.requests
+        self.rows += other.rows
+        self.by_status.update(other.by_status)
+        self.errors.update(other.errors)
+        self.latency = [a + b for a, b in zip(self.latency, other.latency, strict=True)]
+        self.latency_sum_ms += other.latency_sum_ms
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -81,12 +81,27 @@ class Counts:
         return lower
 
 
+@dataclass
+class Observed:
+    """What a replica saw of one version since its last push, for drift and feedback."""
+
+    predictions: dict[str, Any] = field(default_factory=dict)  # request id -> prediction
+    inputs: dict[str, list[int]] | None = None  # bucket counts per feature
+    outputs: dict[str, list[int]] | None = None  # bucket counts of the predictions
+
+
+@dataclass
+class Push:
+    """One replica's second for one version: what the aggregator receives."""
+
+    counts: Counts
+    observed: Observed | None = None
+
+
 class Recorder:
     """Counts one replica's requests per model version and pushes them every second."""
 
-    def __init__(
-        self, push: Callable[[int, dict[str, Any]], None], observations: Any = None
-    ) -> None:
+    def __init__(self, push: Callable[[int, Push], None], observations: Any = None) -> None:
         self._push = push
         self.observations = observations  # an Observations, drained with each flush
         self._windows: dict[int, Counts] = {}
@@ -113,11 +128,9 @@ class Recorder:
         windows, self._windows = self._windows or {self._latest: Counts()}, {}
         self._latest = max(windows)
         for version, window in windows.items():
-            data = window.to_dict()
+            data = Push(window)
             try:
-                seen = self.observations.drain(version) if self.observations else None
-                if seen:
-                    data["quality"] = seen
+                data.observed = self.observations.drain(version) if self.observations else None
             except Exception:  # a drift summary must never cost the counts
                 _log.warning("could not summarise inputs for drift", exc_info=True)
             try:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .drift import DriftThresholds, compare, histogram
+from .metrics import Observed
 from .profile import ReferenceProfile, merge
 
 SLOT_S = 10
@@ -86,14 +87,14 @@ class Quality:
         self.slots.append(_Slot(at, version))
         return self.slots[-1]
 
-    def push(self, version: int, data: dict[str, Any]) -> None:
+    def push(self, version: int, data: Observed) -> None:
         """Drift counts and predictions by request id pushed by a replica."""
         self.serving = version
-        if data.get("inputs") or data.get("outputs"):
+        if data.inputs or data.outputs:
             slot = self._slot(version)
-            slot.inputs = merge(slot.inputs, data.get("inputs") or {})
-            slot.outputs = merge(slot.outputs, data.get("outputs") or {})
-        for rid, predicted in (data.get("predictions") or {}).items():
+            slot.inputs = merge(slot.inputs, data.inputs or {})
+            slot.outputs = merge(slot.outputs, data.outputs or {})
+        for rid, predicted in data.predictions.items():
             self.predictions[rid] = (version, predicted)
         while len(self.predictions) > REMEMBER:
             self.predictions.popitem(last=False)

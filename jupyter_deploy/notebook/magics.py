@@ -15,6 +15,7 @@ from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from ..errors import JupyterDeployError
+from ..spec import Autoscaling, DeploymentSpec, Resources
 
 
 def _one_line_errors(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -33,6 +34,10 @@ def _one_line_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+# Every option's default is the spec's: one place for each.
+_AUTO, _RES, _SPEC = Autoscaling(), Resources(), DeploymentSpec(name="defaults")
+
+
 @magics_class
 class DeployMagics(Magics):
     """Deploy models from the kernel namespace."""
@@ -41,22 +46,28 @@ class DeployMagics(Magics):
     @argument("model", nargs="?", help="Variable holding the model (any object with predict).")
     @argument("--name", "-n", help="Deployment name and route /<name> (default: variable).")
     @argument("--sample", "-s", help="Variable with training data, to infer the input schema.")
-    @argument("--min-replicas", type=int, default=1, help="Autoscaling floor (default 1).")
-    @argument("--max-replicas", type=int, default=2, help="Autoscaling ceiling (default 2).")
+    @argument("--min-replicas", type=int, default=_AUTO.min_replicas,
+              help=f"Autoscaling floor (default {_AUTO.min_replicas}).")  # fmt: skip
+    @argument("--max-replicas", type=int, default=_AUTO.max_replicas,
+              help=f"Autoscaling ceiling (default {_AUTO.max_replicas}).")  # fmt: skip
     @argument(
         "--target-ongoing-requests",
         type=float,
-        default=8.0,
-        help="Ongoing requests per replica that autoscaling aims for (default 8).",
+        default=_AUTO.target_ongoing_requests,
+        help="Ongoing requests per replica that autoscaling aims for "
+        f"(default {_AUTO.target_ongoing_requests:g}).",
     )
-    @argument("--num-cpus", type=float, default=0.5, help="CPUs per replica (default 0.5).")
-    @argument("--num-gpus", type=float, default=0.0, help="GPUs per replica (default 0).")
+    @argument("--num-cpus", type=float, default=_RES.num_cpus,
+              help=f"CPUs per replica (default {_RES.num_cpus:g}).")  # fmt: skip
+    @argument("--num-gpus", type=float, default=_RES.num_gpus,
+              help=f"GPUs per replica (default {_RES.num_gpus:g}).")  # fmt: skip
     @argument("--no-auth", action="store_true", help="Serve without a bearer token.")
     @argument("--allow-nan", action="store_true", help="Accept missing values in all columns.")
     @argument("--reference", help="Variable with the data drift is measured against "
               "(default: the sample).")  # fmt: skip
-    @argument("--log-sample-rate", type=float, default=1.0,
-              help="Share of requests kept in the payload log (default 1, 0 = off).")  # fmt: skip
+    @argument("--log-sample-rate", type=float, default=_SPEC.log_sample_rate,
+              help="Share of requests kept in the payload log "
+              f"(default {_SPEC.log_sample_rate:g}, 0 = off).")  # fmt: skip
     @argument("--rollback", metavar="NAME", help="Serve NAME's previous version again.")
     @line_magic
     @_one_line_errors

@@ -102,8 +102,8 @@ class GateParams:
     metric: str = "accuracy"
     threshold: float | None = None
     max_regression: float = 0.0
-    min_replicas: int = 1
-    max_replicas: int = 2
+    min_replicas: int = Autoscaling.min_replicas
+    max_replicas: int = Autoscaling.max_replicas
     variable: str = "model"
 
     def __post_init__(self) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import errors
-from ..errors import JupyterDeployError, ParameterError
+from ..errors import ParameterError
 from .record import RECORD_TAG
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -53,11 +53,8 @@ def _summary(nb: Any) -> dict[str, Any]:
 
 def _reraise(exc: Any, output: str) -> None:
     """Raise papermill's cell error as our own error class when it is one of ours."""
-    cls = getattr(errors, exc.ename, None)
     message = _ANSI.sub("", str(exc.evalue)).strip()
-    if not (isinstance(cls, type) and issubclass(cls, JupyterDeployError)):
-        cls, message = JupyterDeployError, f"{exc.ename}: {message}"
-    raise cls(f"{message} (record: {output})") from None
+    raise errors.from_wire((exc.ename, f"{message} (record: {output})", None)) from None
 
 
 def run(

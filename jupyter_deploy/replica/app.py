@@ -6,10 +6,12 @@ through the Bento's own ``jd_runtime.py``, so answers match ``bentoml serve`` ex
 The HTTP handler is a plain ASGI ``__call__``: FastAPI or BentoML's app in this hot path
 cost more than the model itself (docs/architecture.md).
 
-A new version whose replica settings are unchanged is loaded *in place*: a watcher thread
-follows the deployment's target in the registry, loads the new Bento beside the serving
-one and swaps them in one assignment, so the replica never leaves Serve's routing table
-and no new worker process has to start (:func:`jupyter_deploy.serving.switch_in_place`).
+Which version to serve is pushed, never polled: it is Serve's ``user_config`` (a
+:class:`~jupyter_deploy.control.records.ServeTarget`), handed to :meth:`reconfigure` when
+the replica starts and whenever the desired state changes. A new version whose replica
+settings are unchanged is so loaded *in place*: beside the serving one, off the event loop,
+then swapped in one assignment, so the replica never leaves Serve's routing table and no
+new worker process has to start (:func:`jupyter_deploy.rollout.serving.rollout`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ import hashlib
 import hmac
 import json
 import logging
-import threading
 import time
 import uuid
 from typing import Any
@@ -28,13 +29,13 @@ from ray import serve
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..control.records import ReplicaReport, ServeTarget
 from ..monitoring.aggregator import handle as aggregator_handle
 from .loaded import LoadedVersion
 from .telemetry import Telemetry
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
 BATCH_MAX_REQUESTS = 32
-WATCH_S = 0.25
 FEEDBACK_RETRY_S = 2.0  # > metrics.FLUSH_S: every replica has pushed its predictions by then
 _log = logging.getLogger("ray.serve")
 
@@ -69,18 +70,11 @@ class ModelReplica:
     """Serve ``predict``/``predict_proba`` and the Bento's docs for the target version."""
 
     def __init__(self, config: dict[str, Any]) -> None:
-        import ray
-
         self.name: str = config["name"]
         self.token_sha256: str | None = config.get("token_sha256")
-        self._code_key: str = config.get("code_key", "")
         self._max_batch_rows: int = config["max_batch_rows"]
         self._replica_id = serve.get_replica_context().replica_id.unique_id
-        # The registry's target wins over the init args: Serve may start this replica
-        # with the arguments of the version that was live when the application was made.
-        target = ray.get(_registry().target.remote(self.name))
-        if not target or target.get("code_key") != self._code_key:
-            target = {"version": config["version"], "bento_tag": config["bento_tag"]}
+        self.state: LoadedVersion | None = None  # set by the first reconfigure()
         self._failed: int | None = None
         self._aggregator = _aggregator(self.name) if config.get("monitoring") else None
         self._telemetry: Telemetry | None = None
@@ -88,49 +82,40 @@ class ModelReplica:
             self._telemetry = Telemetry(self.name, self._replica_id, self._aggregator,
                                         config.get("log_sample_rate", 1.0),
                                         config.get("drift_thresholds", {}))  # fmt: skip
-        self.state = self._load(target)
-        self._report()
-        threading.Thread(target=self._watch, name="jd-version-watch", daemon=True).start()
 
-    def _load(self, target: dict[str, Any]) -> LoadedVersion:
-        state = LoadedVersion.load(self.name, int(target["version"]), target["bento_tag"],
+    async def reconfigure(self, user_config: dict[str, Any]) -> None:
+        """Serve the version Serve pushes; keep the old one if the new one fails to load."""
+        target = ServeTarget.from_config(user_config)
+        if self.state is not None and target.version == self.state.version:
+            self._report()
+            return
+        try:
+            # Unpacking and importing a Bento takes a fraction of a second: off the loop, so
+            # requests keep being served by the old version meanwhile.
+            new = await asyncio.to_thread(self._load, target)
+        except Exception as exc:
+            if self.state is None:
+                raise  # nothing to serve: Serve retries, then marks the version failed
+            self._failed = target.version
+            _log.exception("could not load v%s of %s", target.version, self.name)
+            self._report(f"{type(exc).__name__}: {exc}")
+            return
+        old, self.state, self._failed = self.state, new, None
+        if old is not None:
+            old.unload()
+        self._report()
+
+    def _load(self, target: ServeTarget) -> LoadedVersion:
+        state = LoadedVersion.load(self.name, target.version, target.bento_tag,
                                    self._max_batch_rows, _registry_fetch)  # fmt: skip
         if self._telemetry is not None:
             self._telemetry.loaded(state)
         return state
 
     def _report(self, error: str | None = None) -> None:
-        report = {"version": self.state.version, "failed": self._failed, "error": error}
+        assert self.state is not None
+        report = ReplicaReport(self.state.version, self._failed, error, time.time())
         _registry().ack.remote(self.name, self._replica_id, report)
-
-    def _watch(self) -> None:
-        """Follow the registry's target version; load and swap in place when it changes."""
-        import ray
-
-        registry = _registry()
-        while True:
-            time.sleep(WATCH_S)
-            try:
-                target = ray.get(registry.target.remote(self.name), timeout=10)
-            except Exception:  # the registry restarting must not kill the replica
-                _log.warning("could not read the target version of %s", self.name)
-                continue
-            if (
-                not target
-                or target.get("code_key") != self._code_key
-                or target["version"] in (self.state.version, self._failed)
-            ):
-                continue
-            try:
-                new = self._load(target)
-            except Exception as exc:
-                self._failed = int(target["version"])
-                _log.exception("could not load v%s of %s", target["version"], self.name)
-                self._report(f"{type(exc).__name__}: {exc}")
-                continue
-            old, self.state, self._failed = self.state, new, None
-            old.unload()
-            self._report()
 
     def _authorized(self, header: str | None) -> bool:
         if self.token_sha256 is None:
@@ -142,6 +127,7 @@ class ModelReplica:
 
     async def __call__(self, request: Request) -> Response:
         state = self.state  # one version per request, even if a swap happens meanwhile
+        assert state is not None  # Serve routes requests only after reconfigure()
         # Serve's proxy gives every request an id (the client's x-request-id if it sent
         # one) and returns it in the x-request-id response header.
         rid = request.headers.get("x-request-id") or uuid.uuid4().hex

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ..monitoring.metrics import Observed
 from ..monitoring.profile import PREDICTION, ReferenceProfile
 
 
@@ -47,18 +48,18 @@ class Observations:
         seen.outputs.append(out)
         seen.ids.append(request_id)
 
-    def drain(self, version: int) -> dict[str, Any] | None:
+    def drain(self, version: int) -> Observed | None:
         """Drift counts and predictions by id seen for ``version`` since the last drain."""
         seen = self._seen.pop(version, None)
         if seen is None:
             return None
         ref = self.references.get(version)
         ids = zip(seen.ids, seen.outputs, strict=True)
-        data: dict[str, Any] = {"predictions": {rid: np.asarray(out).tolist() for rid, out in ids}}
+        data = Observed({rid: np.asarray(out).tolist() for rid, out in ids})
         if ref is not None and ref.inputs is not None:
-            data["inputs"] = ref.inputs.summarise(_columns(seen.inputs, ref.columns))
+            data.inputs = ref.inputs.summarise(_columns(seen.inputs, ref.columns))
         if ref is not None and ref.outputs is not None:
-            data["outputs"] = ref.outputs.summarise({PREDICTION: np.concatenate(seen.outputs)})
+            data.outputs = ref.outputs.summarise({PREDICTION: np.concatenate(seen.outputs)})
         return data
 
     def versions(self) -> list[int]:

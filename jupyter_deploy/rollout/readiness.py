@@ -35,14 +35,14 @@ def wait_until_switched(
     while time.monotonic() < deadline:
         running = running_ids(target.spec.name)
         acks = ray.get(registry.acks.remote(target.spec.name))
-        reports = [acks.get(r, {}) for r in running]
-        failed = [r for r in reports if r.get("failed") == target.version]
+        reports = [acks[r] for r in running if r in acks]
+        failed = [r for r in reports if r.failed == target.version]
         if failed:
             raise DeploymentFailedError(
                 f"Version {target.version} of '{target.spec.name}' failed to load: "
-                f"{_first_line(failed[0].get('error') or 'no message')}"
+                f"{_first_line(failed[0].error or 'no message')}"
             )
-        done = sum(r.get("version") == target.version for r in reports)
+        done = sum(r.version == target.version for r in reports)
         if running and done == len(running) and probe() == target.version:
             return
         message = f"{done} of {len(running)} replicas switched"
@@ -54,6 +54,24 @@ def wait_until_switched(
         f"Version {target.version} of '{target.spec.name}' was not serving after {timeout:.0f} "
         "s; see `jupyter-deploy status` and the replica logs."
     )
+
+
+def probe(url: str, token: str | None) -> Callable[[], int | None]:
+    """A function returning the version the endpoint ``url`` answers with, or None."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+
+    def version() -> int | None:
+        try:
+            resp = httpx.get(f"{url}/readyz", headers=headers, timeout=2)
+        except httpx.HTTPError:
+            return None
+        if resp.status_code != 200:
+            return None
+        return int(resp.headers.get("x-model-version", "0"))
+
+    return version
 
 
 def running_ids(name: str) -> list[str]:

@@ -4,8 +4,10 @@ One application per deployment, at route ``/<name>``. A new version is rolled ou
 of two ways (:func:`rollout`):
 
 - **in place**, when the replica settings (auth, batch limit, monitoring, resources) are
-  those of the serving version: the registry's target changes, every running replica
-  loads the new Bento beside the old one and swaps (:mod:`jupyter_deploy.replica`). No
+  those of the serving version: only Serve's ``user_config`` (a
+  :class:`~jupyter_deploy.control.records.ServeTarget`) changes, Serve pushes it to every
+  running replica's ``reconfigure()``, which loads the new Bento beside the old one and
+  swaps (:mod:`jupyter_deploy.replica.app`). No
   process starts, no replica leaves the routing table: about a second instead of the
   four a new Ray worker takes to start and import the stack;
 - **with a surge** otherwise: Ray Serve's own rolling update stops an old replica
@@ -22,6 +24,7 @@ from typing import Any
 
 from .. import _ray
 from .._ray import DEPLOYMENT
+from ..control.records import ServeTarget
 from ..errors import DeploymentNotFoundError
 from ..spec import Autoscaling
 from .readiness import wait_until_serving, wait_until_switched
@@ -35,12 +38,9 @@ def _application(target: Target, autoscaling: Autoscaling) -> Any:
 
     spec = target.spec
     key = code_key(target)
-    config = {
-        **replica_settings(target),
-        "version": target.version,
-        "bento_tag": target.bento_tag,
-        "code_key": key,
-    }
+    # Init args: what the replica process is built with. The version it serves is Serve's
+    # user_config, pushed to running replicas through reconfigure() (an in-place switch).
+    config = replica_settings(target)
     res = spec.resources
     actor_options: dict[str, Any] = {"num_cpus": res.num_cpus, "num_gpus": res.num_gpus}
     if res.custom:
@@ -62,6 +62,7 @@ def _application(target: Target, autoscaling: Autoscaling) -> Any:
         # so Ray's 20 s shutdown grace only slows rollouts down.
         graceful_shutdown_wait_loop_s=0.5,
         graceful_shutdown_timeout_s=3,
+        user_config=ServeTarget(target.version, target.bento_tag).to_config(),
     )
     _ray.set_code_version(deployment, key)  # one code version per replica settings
     return deployment.bind(config)
@@ -77,12 +78,6 @@ def running_replicas(name: str) -> int:
     return int(application_status(name)["replicas"].get("RUNNING", 0))
 
 
-def _registry() -> Any:
-    from ..control.registry import handle
-
-    return handle()
-
-
 def rollout(
     target: Target,
     probe: Callable[[], int | None],
@@ -95,16 +90,11 @@ def rollout(
     ``probe()`` returns the version the endpoint answers with (None if unreachable);
     ``serving`` is the version that serves now, if any.
     """
-    import ray
-
     name, auto = target.spec.name, target.spec.autoscaling
     key = code_key(target)
-    # Set before Serve hears of it: a replica that starts from now on loads this version.
-    ray.get(_registry().set_target.remote(name, {
-        "version": target.version, "bento_tag": target.bento_tag, "code_key": key}))  # fmt: skip
     current = running_replicas(name)
     if current and serving is not None and code_key(serving) == key:
-        submit(target, auto)  # same code version: restarts nothing, new replicas get its args
+        submit(target, auto)  # same code version: Serve pushes the new user_config in place
         wait_until_switched(target, probe, timeout, tick)
         return
     # Replicas of another version serving now: switch with a surge. If the route already

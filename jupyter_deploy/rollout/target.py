@@ -11,6 +11,7 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ..control.records import DeploymentRecord
 from ..spec import DeploymentSpec
 
 
@@ -45,3 +46,9 @@ def code_key(target: Target) -> str:
     """Serve code version of ``target``: equal keys mean a version can switch in place."""
     settings = json.dumps(replica_settings(target), sort_keys=True)
     return hashlib.sha256(settings.encode()).hexdigest()[:16]
+
+
+def target_of(rec: DeploymentRecord, version: int) -> Target:
+    """What serving ``version`` of ``rec`` means: its spec, Bento and the token."""
+    entry = rec.version(version)
+    return Target(DeploymentSpec.from_dict(entry.spec), version, entry.bento_tag, rec.token)

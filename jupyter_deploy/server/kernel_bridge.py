@@ -14,6 +14,7 @@ import sys
 from typing import Any
 
 from ..errors import JupyterDeployError
+from ..spec import Autoscaling
 
 #: Frames the JSON answer in the kernel's stdout.
 MARK = "@@jupyter-deploy@@"
@@ -70,7 +71,8 @@ def samples(namespace: dict[str, Any]) -> list[str]:
 
 def list_models(namespace: dict[str, Any]) -> None:
     """Print the kernel's deployable models and sample candidates as one framed JSON line."""
-    _emit({"models": deployable(namespace), "samples": samples(namespace)})
+    defaults = {"min_replicas": Autoscaling.min_replicas, "max_replicas": Autoscaling.max_replicas}
+    _emit({"models": deployable(namespace), "samples": samples(namespace), "defaults": defaults})
 
 
 def deploy(
@@ -78,8 +80,8 @@ def deploy(
     variable: str,
     name: str | None = None,
     sample: str | None = None,
-    min_replicas: int = 1,
-    max_replicas: int = 2,
+    min_replicas: int = Autoscaling.min_replicas,
+    max_replicas: int = Autoscaling.max_replicas,
 ) -> None:
     """Deploy the kernel variable ``variable`` exactly as ``%deploy`` does; print the result.
 

@@ -13,15 +13,7 @@ import multiprocessing
 import threading
 from typing import Any
 
-from ..errors import ClusterError, JupyterDeployError
-
-
-class OperationError(JupyterDeployError):
-    """A JupyterDeployError raised in the child, with the status it carried there."""
-
-    def __init__(self, message: str, status: int) -> None:
-        super().__init__(message)
-        self.status = status
+from ..errors import ClusterError, JupyterDeployError, from_wire, to_wire
 
 
 def _serve(conn: Any) -> None:
@@ -35,10 +27,10 @@ def _serve(conn: Any) -> None:
             return
         try:
             reply: tuple[str, Any] = ("ok", getattr(operations, name)(*args))
-        except JupyterDeployError as exc:
-            reply = ("error", (str(exc), exc.status))
+        except JupyterDeployError as exc:  # keeps its class on the other side
+            reply = ("error", to_wire(exc))
         except Exception as exc:  # anything else still answers, as a 500
-            reply = ("error", (f"{type(exc).__name__}: {exc}", 500))
+            reply = ("error", (type(exc).__name__, str(exc), 500))
         conn.send(reply)
 
 
@@ -90,8 +82,7 @@ class Worker:
             # to that one, so it stays.
             self._key = _cluster_key()
         if status == "error":
-            message, code = value
-            raise OperationError(message, code)
+            raise from_wire(value)
         return value
 
     def _start(self) -> None:

@@ -28,13 +28,19 @@ export interface IFormHooks {
   deployed(result: IDeployResult): void;
 }
 
+/** Replica range the form starts from; null: the Python API's default (from the kernel). */
+export interface IReplicaDefaults {
+  minReplicas: number | null;
+  maxReplicas: number | null;
+}
+
 export class DeployForm {
   readonly node: HTMLElement;
 
   constructor(
     private readonly source: IKernelSource,
     private readonly hooks: IFormHooks,
-    defaults: { minReplicas: number; maxReplicas: number }
+    private readonly defaults: IReplicaDefaults
   ) {
     this.heading = h('div', { class: 'jp-deploy-form-heading' });
     this.model = h('select', {
@@ -53,6 +59,9 @@ export class DeployForm {
     });
     this.minReplicas = numberInput(defaults.minReplicas, 0, 'Minimum replicas');
     this.maxReplicas = numberInput(defaults.maxReplicas, 1, 'Maximum replicas');
+    for (const input of [this.minReplicas, this.maxReplicas]) {
+      input.addEventListener('input', () => (input.dataset.touched = '1'));
+    }
     this.minReplicas.classList.add('jp-deploy-form-min');
     this.maxReplicas.classList.add('jp-deploy-form-max');
     this.progress = h('div', {
@@ -128,6 +137,23 @@ export class DeployForm {
     if ((found?.samples ?? []).includes(sample)) {
       this.sample.value = sample;
     }
+    // Unless the user typed a range: their setting, else the Python API's default.
+    const fill = (
+      input: HTMLInputElement,
+      value: number | null | undefined
+    ) => {
+      if (!input.dataset.touched && value !== null && value !== undefined) {
+        input.value = String(value);
+      }
+    };
+    fill(
+      this.minReplicas,
+      this.defaults.minReplicas ?? found?.defaults?.min_replicas
+    );
+    fill(
+      this.maxReplicas,
+      this.defaults.maxReplicas ?? found?.defaults?.max_replicas
+    );
     if (found && !models.length) {
       this.heading.textContent = `No deployable models in ${this.source.label()} (objects with predict).`;
     }

@@ -38,7 +38,7 @@ export function button(
 }
 
 export function numberInput(
-  value: number,
+  value: number | null,
   min: number,
   label: string
 ): HTMLInputElement {
@@ -46,7 +46,7 @@ export function numberInput(
     type: 'number',
     min: String(min),
     step: '1',
-    value: String(value),
+    value: value === null ? '' : String(value),
     'aria-label': label,
     title: label,
     class: 'jp-mod-styled jp-deploy-number'

@@ -20,6 +20,7 @@ import { INotebookTracker, NotebookActions } from '@jupyterlab/notebook';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { LabIcon } from '@jupyterlab/ui-components';
 
+import { IReplicaDefaults } from './deployForm';
 import { DeploymentsModel } from './model';
 import { DeployPanel } from './panel';
 import { serverClient } from './request';
@@ -58,7 +59,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     settingRegistry: ISettingRegistry | null
   ) => {
     let interval = 2;
-    const defaults = { minReplicas: 1, maxReplicas: 2 };
+    const defaults: IReplicaDefaults = { minReplicas: null, maxReplicas: null };
     const model = new DeploymentsModel(serverClient(), {
       interval,
       isVisible: () => panel.isVisible
@@ -124,9 +125,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
         const apply = () => {
           interval = settings.get('refreshInterval').composite as number;
           defaults.minReplicas = settings.get('defaultMinReplicas')
-            .composite as number;
+            .composite as number | null;
           defaults.maxReplicas = settings.get('defaultMaxReplicas')
-            .composite as number;
+            .composite as number | null;
           model.setInterval(interval);
         };
         apply();

@@ -19,6 +19,8 @@ export interface IKernelModel {
 export interface IKernelModels {
   models: IKernelModel[];
   samples: string[];
+  /** The Python API's own defaults (the deployment spec's): the form starts from them. */
+  defaults?: { min_replicas: number; max_replicas: number };
 }
 
 export interface IDeployRequest {

@@ -7,7 +7,12 @@ import { Widget } from '@lumino/widgets';
 import { Message } from '@lumino/messaging';
 
 import { IDeploymentRow } from './client';
-import { DeployForm, IFormHooks, IKernelSource } from './deployForm';
+import {
+  DeployForm,
+  IReplicaDefaults,
+  IFormHooks,
+  IKernelSource
+} from './deployForm';
 import { button, h } from './dom';
 import { DeploymentsModel, IModelState } from './model';
 import { DeploymentRowView, IRowActions } from './rows';
@@ -19,7 +24,7 @@ export interface IPanelOptions {
   actions: Pick<IRowActions, 'copy' | 'monitor'> & {
     confirmDelete(name: string): Promise<boolean>;
   };
-  defaults: { minReplicas: number; maxReplicas: number };
+  defaults: IReplicaDefaults;
 }
 
 export class DeployPanel extends Widget {

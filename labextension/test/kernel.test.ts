@@ -33,7 +33,8 @@ describe('kernel snippets', () => {
     );
     expect(parseFramed(out)).toEqual({
       models: [{ variable: 'm', type: 'M', has_proba: false }],
-      samples: ['X']
+      samples: ['X'],
+      defaults: { min_replicas: 1, max_replicas: 2 } // the deployment spec's
     });
   });
 
