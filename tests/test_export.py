@@ -228,3 +228,21 @@ def test_unknown_format_and_bad_name(bentos: Any, tmp_path: Path) -> None:
     with pytest.raises(ExportError, match=r"\.onnx"):
         export(tag, "onnx", tmp_path / "x.bin")
     _assert_nothing_written(tmp_path)
+
+
+@pytest.mark.cluster
+def test_export_a_deployment_from_the_handle_and_the_cli(iris_dep: Any, iris: Any,
+                                                          tmp_path: Path) -> None:  # fmt: skip
+    from jupyter_deploy import cli
+
+    report = iris_dep.export("onnx", str(tmp_path / "handle" / "iris.onnx"))
+    assert report.bento_tag == iris_dep.bento_tag
+    assert report.graph.label_agreement >= 0.999
+    assert cli.main(["export", "iris", str(tmp_path / "cli" / "iris.onnx")]) == 0
+    parity = json.loads((tmp_path / "cli" / "iris.parity.json").read_text())
+    assert parity["inputs"] == report.inputs
+    bento = tmp_path / "iris.bento"
+    assert cli.main(["export", "iris", str(bento), "--format", "bento"]) == 0
+    assert tarfile.is_tarfile(bento)
+    assert cli.main(["export", "iris", str(tmp_path / "v.onnx"), "--version", "99"]) == 1
+    assert not (tmp_path / "v.onnx").exists()
