@@ -6,16 +6,16 @@ so a ``Concat`` node is put in front of it and each column gets its own ``[N, 1]
 skl2onnx renames inputs to C-style identifiers ("petal length" -> "petal_length"), so the
 column -> input map is read back from the graph and written beside it.
 
-Precision (measured with skl2onnx 1.20, onnxruntime 1.32, scikit-learn 1.9). ``double``
-keeps linear models and MLPs exact (2e-16 in probability; float32 moves them by ~1e-7 and
-can flip a label on the boundary). Trees are the other way round: scikit-learn casts
-inputs to float32 before comparing them with thresholds, and skl2onnx's float graphs do
-the same, so float agrees exactly; ORT refuses the double graphs of single trees and
-gradient boosting (double output of TreeEnsemble*), and a forest's double graph differed
-by 0.04 in probability on data rounded to 0.1, where float32 rounding decides the side
-of a threshold. So models with tree steps try ``float`` first, others ``double`` first,
-and :mod:`.onnx` keeps the first graph that passes parity. Quantisation always uses
-``float`` (its kernels are float32).
+Precision (measured with skl2onnx 1.20, onnxruntime 1.32, scikit-learn 1.9). Inputs are
+``double`` first: linear models and MLPs are then exact (2e-16 in probability; float32
+moves them by ~1e-7 and can flip a label on the boundary). Trees need care: scikit-learn
+casts a tree's input to float32 before comparing it with thresholds, and ORT refuses
+double tree graphs (double output of TreeEnsemble*). So a tree step gets a float32
+``CastTransformer`` in front, which changes nothing in scikit-learn and makes the graph
+do the same: preprocessing in double, trees in float32. Without it a scaler + forest
+pipeline converted in float differed by 0.1 in probability (float32 scaling moved rows
+across thresholds). ``float`` is the fallback (:mod:`.onnx` keeps the first graph that
+passes parity) and what quantisation uses (its kernels are float32).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from ..errors import ExportError
 # Opsets every onnxruntime since 1.14 runs; what the graph really uses is recorded.
 TARGET_OPSET = {"": 18, "ai.onnx.ml": 3}
 PRECISIONS = ("double", "float")
-_NUMPY = {"double": "float64", "float": "float32", "int64": "int64", "string": "str"}
+_NUMPY = {"double": "float64", "float": "float32", "string": "str"}
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class GraphInput:
 
     column: str
     input: str
-    dtype: str  # numpy dtype the input takes: float64, float32, int64 or str
+    dtype: str  # numpy dtype the input takes: float64, float32 or str
 
 
 @dataclass(frozen=True)
@@ -80,12 +80,15 @@ def steps(model: Any, prefix: str = "") -> list[tuple[str, Any]]:
 
 def refuse_unconvertible(model: Any) -> None:
     """Raise :class:`ExportError` naming the first step skl2onnx has no converter for."""
-    from skl2onnx._supported_operators import sklearn_operator_name_map
+    from skl2onnx import get_model_alias
 
     for name, step in [("model", model), *steps(model)]:
         cls = type(step)
-        if cls in sklearn_operator_name_map:
+        try:
+            get_model_alias(cls)  # raises when no converter is registered
             continue
+        except RuntimeError:
+            pass
         if cls.__module__ == "__main__":
             why = "it is a class defined in the notebook, which skl2onnx cannot translate"
         else:
@@ -94,12 +97,21 @@ def refuse_unconvertible(model: Any) -> None:
         raise ExportError(f"{where} ({cls.__name__}) cannot be exported to ONNX: {why}.")
 
 
-def precisions(model: Any) -> tuple[str, ...]:
-    """Precisions to try, best first: ``float`` first for trees (see the module's note)."""
-    tree_modules = ("sklearn.tree", "sklearn.ensemble", "xgboost", "lightgbm")
-    every = [model, *(step for _, step in steps(model))]
-    trees = any(type(s).__module__.startswith(tree_modules) for s in every)
-    return ("float", "double") if trees else PRECISIONS
+def _tree(step: Any) -> bool:
+    return type(step).__module__.startswith(("sklearn.tree", "sklearn.ensemble"))
+
+
+def _cast_before_tree(model: Any) -> Any:
+    """``model`` with a float32 cast in front of a final tree step (what scikit-learn does)."""
+    import numpy as np
+    from skl2onnx.sklapi import CastTransformer
+    from sklearn.pipeline import Pipeline
+
+    named = model.steps if isinstance(model, Pipeline) else [("model", model)]
+    if not _tree(named[-1][1]):
+        return model
+    cast = CastTransformer(dtype=np.float32).fit(np.zeros((1, 1)))
+    return Pipeline([*named[:-1], ("jd_float32", cast), named[-1]])
 
 
 def _classifier(model: Any) -> Any:
@@ -123,14 +135,12 @@ def _tensor_type(kind: str, precision: str) -> tuple[Any, str]:
     from skl2onnx.common.data_types import (
         DoubleTensorType,
         FloatTensorType,
-        Int64TensorType,
         StringTensorType,
     )
 
     if kind == "string":
         return StringTensorType([None, 1]), "string"
-    if kind == "integer":
-        return Int64TensorType([None, 1]), "int64"
+    # Integer and bool columns too: scikit-learn's numeric steps compute in float64.
     if precision == "double":
         return DoubleTensorType([None, 1]), "double"
     return FloatTensorType([None, 1]), "float"
@@ -155,6 +165,8 @@ def convert(model: Any, schema: InputSchema, precision: str) -> Converted:
     if dated:
         raise ExportError(f"Column(s) {dated} hold dates, which ONNX graphs cannot take.")
     classifier = _classifier(model)
+    if precision == "double":
+        model = _cast_before_tree(model)
     options = {id(classifier): {"zipmap": False}} if classifier is not None else None
     native = _starts_with_columns(model)
     if not native and any(c.kind == "string" for c in schema.columns):

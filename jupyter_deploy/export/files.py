@@ -78,7 +78,8 @@ def readme(report: ParityReport, files: dict[str, str]) -> str:
         "## Parity with the deployed model",
         "",
         f"On {report.rows_checked} rows ({report.rows_source}): "
-        f"{check.label_agreement:.2%} of rows agree; largest {report.difference_of} "
+        f"{check.label_agreement:.2%} of rows agree ({check.ties} of them on a tie between "
+        f"the model's top classes); largest {report.difference_of} "
         f"difference {diff}. Details in `{files['parity']}`.",
         "",
     ]

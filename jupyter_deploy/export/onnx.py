@@ -2,9 +2,8 @@
 
 The graph is only written when it answers like the deployed model on the parity rows
 (:mod:`.parity`); a step without a converter is refused before any conversion, naming the
-step. Precision is chosen by measurement, not by model type: ``double`` is tried first
-and ``float`` next (see :mod:`.convert` for why trees end up float), and the first graph
-that passes is kept.
+step. ``double`` inputs are tried first and ``float`` next (see :mod:`.convert`); the
+first graph that passes is kept.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ from typing import Any
 from ..build.reference import task_of
 from ..errors import ExportError
 from . import files
-from .convert import Converted, convert, precisions, quantize_graph, refuse_unconvertible
+from .convert import PRECISIONS, Converted, convert, quantize_graph, refuse_unconvertible
 from .parity import ParityCheck, ParityReport, check
 from .source import ExportSource, load
 
@@ -43,7 +42,7 @@ def export_onnx(
     model_class = f"{cls.__module__}.{cls.__qualname__}"
     refuse_unconvertible(source.model)
     task = task_of(source.model)
-    order = ("float",) if quantize else precisions(source.model)
+    order = ("float",) if quantize else PRECISIONS
     conv, graph_check = _first_passing(source, task, order)
     graph, quantized = conv.graph, None
     if quantize:
