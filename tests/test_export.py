@@ -227,6 +227,55 @@ def test_bento_archive(bentos: Any, tmp_path: Path) -> None:
         export(tag, "bento", path)
 
 
+def test_bentos_built_in_one_process_each_serve_their_own_model(bentos: Any) -> None:
+    import bentoml
+
+    # Regression: bentoml re-used the service module cached by the first build.
+    for tag, _, _ in bentos.values():
+        info = bentoml.bentos.get(tag).info
+        assert info.entry_service == tag.split(":")[0]
+        assert str(info.services[0].models[0].tag) == str(info.models[0].tag)
+
+
+@pytest.mark.slow
+def test_bento_archive_serves_from_an_empty_store(bentos: Any, tmp_path: Path) -> None:
+    import os
+    import signal
+
+    import httpx
+    from conftest import free_port, wait_for
+
+    tag, model, x = bentos["pipeline"]
+    archive = export(tag, "bento", tmp_path / "churn.bento")
+    env = {**os.environ, "BENTOML_HOME": str(tmp_path / "elsewhere")}  # no Bento, no model
+    bentoml_cli = str(Path(sys.executable).parent / "bentoml")
+    subprocess.run([bentoml_cli, "import", archive], env=env, check=True, capture_output=True)
+    port = free_port()
+    log = open(tmp_path / "serve.log", "w")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen([bentoml_cli, "serve", tag, "--host", "127.0.0.1", "--port",
+                             str(port)], stdout=log, stderr=subprocess.STDOUT, env=env,
+                            start_new_session=True)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        try:
+            return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return proc.poll() is not None
+
+    try:
+        wait_for(ready, 120, "bentoml serve of the imported archive")
+        assert proc.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
+        rows = x.head(10)
+        answer = httpx.post(f"{url}/predict", json={"instances": json.loads(
+            rows.to_json(orient="records"))}, timeout=30).json()  # fmt: skip
+        assert answer["predictions"] == model.predict(rows).tolist()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+        log.close()
+
+
 def test_unknown_format_and_bad_name(bentos: Any, tmp_path: Path) -> None:
     tag, _, _ = bentos["logistic"]
     with pytest.raises(ExportError, match="Unknown export format"):

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -114,6 +115,10 @@ def build_bento(cap: ModelCapture, spec: DeploymentSpec) -> BentoRef:
                 "predict_proba": "predict_proba" in cap.methods,
             }
             Path(ctx, "jd_bento.json").write_text(json.dumps(config, indent=2))
+            # bentoml imports service.py by module name: the one cached by an earlier build
+            # in this process would give this Bento its service name and model.
+            for module in _BENTO_FILES.values():
+                sys.modules.pop(module.removesuffix(".py"), None)
             bento = bentoml.bentos.build(
                 "service:ModelService",
                 name=spec.name,
