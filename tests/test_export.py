@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.base import BaseEstimator, RegressorMixin, clone
 
 from jupyter_deploy.build.capture import capture
 from jupyter_deploy.build.packaging import build_bento
@@ -44,7 +44,6 @@ def churn() -> tuple[pd.DataFrame, pd.Series]:
 
 
 def _models(churn: tuple[pd.DataFrame, pd.Series]) -> dict[str, tuple[Any, Any]]:
-    from sklearn.base import clone
     from sklearn.compose import ColumnTransformer
     from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
     from sklearn.linear_model import LinearRegression, LogisticRegression
@@ -109,6 +108,38 @@ def test_graph_answers_like_the_model(bentos: Any, kind: str, rows: str, tmp_pat
         [f"{kind}.onnx", f"{kind}.inputs.json", f"{kind}.parity.json", f"{kind}.README.md",
          f"{kind}_predict.py"]
     )  # fmt: skip
+
+
+BOOSTERS = [("xgboost", "XGBClassifier"), ("xgboost", "XGBRegressor"),
+            ("lightgbm", "LGBMClassifier"), ("lightgbm", "LGBMRegressor")]  # fmt: skip
+
+
+@pytest.mark.parametrize(("module", "name"), BOOSTERS)
+def test_boosters_through_onnxmltools(churn: Any, module: str, name: str, tmp_path: Path) -> None:
+    from sklearn.base import is_classifier
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    pytest.importorskip("onnxmltools")
+    cls = getattr(pytest.importorskip(module), name)
+    x, y = churn
+    params = {"n_estimators": 20, "verbose": -1} if module == "lightgbm" else {"n_estimators": 20}
+    booster = cls(**params)
+    target = y if is_classifier(booster) else x["petal.width"]
+    num = x.drop(columns=["plan", "petal.width"])
+    bare = clone(booster).fit(num, target)  # trained on a DataFrame: named features
+    encode = ColumnTransformer([("cat", OneHotEncoder(handle_unknown="ignore"), ["plan"])],
+                               remainder="passthrough")  # fmt: skip
+    piped = make_pipeline(encode, clone(booster)).fit(x.drop(columns="petal.width"), target)
+    for i, (model, rows) in enumerate([(bare, num), (piped, x.drop(columns="petal.width"))]):
+        tag = _bento(model, rows, f"onnx-{name.lower()}-{i}")
+        for sample in (None, rows):
+            report = export(tag, "onnx", tmp_path / f"{i}.onnx", sample=sample)
+            assert report.graph.label_agreement >= 0.999
+            if report.task == "classification":
+                assert report.graph.max_difference is not None
+                assert report.graph.max_difference <= 1e-4
 
 
 def test_string_columns_are_string_tensors(bentos: Any, tmp_path: Path) -> None:

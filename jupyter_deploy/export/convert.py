@@ -26,6 +26,7 @@ from typing import Any
 
 from .._bento.runtime import InputSchema
 from ..errors import ExportError
+from .boosters import without_feature_names
 
 # Opsets every onnxruntime since 1.14 runs; what the graph really uses is recorded.
 TARGET_OPSET = {"": 18, "ai.onnx.ml": 3}
@@ -82,7 +83,11 @@ def refuse_unconvertible(model: Any) -> None:
     """Raise :class:`ExportError` naming the first step skl2onnx has no converter for."""
     from skl2onnx import get_model_alias
 
-    for name, step in [("model", model), *steps(model)]:
+    from .boosters import register
+
+    found = [("model", model), *steps(model)]
+    register({type(step).__module__.split(".")[0] for _, step in found})
+    for name, step in found:
         cls = type(step)
         try:
             get_model_alias(cls)  # raises when no converter is registered
@@ -98,7 +103,8 @@ def refuse_unconvertible(model: Any) -> None:
 
 
 def _tree(step: Any) -> bool:
-    return type(step).__module__.startswith(("sklearn.tree", "sklearn.ensemble"))
+    tree_modules = ("sklearn.tree", "sklearn.ensemble", "xgboost", "lightgbm")
+    return type(step).__module__.startswith(tree_modules)
 
 
 def _cast_before_tree(model: Any) -> Any:
@@ -164,6 +170,7 @@ def convert(model: Any, schema: InputSchema, precision: str) -> Converted:
     dated = [c.name for c in schema.columns if c.kind == "datetime"]
     if dated:
         raise ExportError(f"Column(s) {dated} hold dates, which ONNX graphs cannot take.")
+    model = without_feature_names(model, [model, *(step for _, step in steps(model))])
     classifier = _classifier(model)
     if precision == "double":
         model = _cast_before_tree(model)
