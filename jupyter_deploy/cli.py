@@ -119,6 +119,15 @@ def _delete(args: argparse.Namespace) -> Any:
     return f"Deleted deployment '{args.name}'."
 
 
+def _export(args: argparse.Namespace) -> Any:
+    from .client import api
+
+    dep = api.get(args.name, address=args.address)
+    options = {"quantize": True} if args.quantize else {}
+    result = dep.export(args.format, args.out, version=args.version, **options)
+    return result if isinstance(result, str) else result.to_dict()
+
+
 def _config(args: argparse.Namespace) -> Any:
     from .settings import describe
 
@@ -168,6 +177,13 @@ def parser() -> argparse.ArgumentParser:
     lg.add_argument("--since", type=float, help="only the last SINCE seconds")
     lg.add_argument("--limit", type=int, default=20, help="last N records (default 20, 0 all)")
     lg.set_defaults(func=_logs)
+    e = sub.add_parser("export", help="Write a deployment as an ONNX graph or a Bento archive.")
+    e.add_argument("name")
+    e.add_argument("out", help="e.g. churn.onnx (with its parity report) or churn.bento")
+    e.add_argument("--format", choices=["onnx", "bento"], default="onnx")
+    e.add_argument("--version", type=int, help="version to export (default: the live one)")
+    e.add_argument("--quantize", action="store_true", help="int8 dynamic quantisation (MLPs)")
+    e.set_defaults(func=_export)
     sub.add_parser("config", help="Settings and their variables.").set_defaults(func=_config)
     r = sub.add_parser("run", help="Run a deployment notebook (exit 4: the gate failed).")
     r.add_argument("notebook", help="e.g. notebooks/deploy.ipynb")

@@ -12,6 +12,7 @@ __all__ = [
     "DeploymentFailedError",
     "DeploymentNotFoundError",
     "DeploymentTimeoutError",
+    "ExportError",
     "GateFailedError",
     "InvalidModelError",
     "InvalidSpecError",
@@ -103,6 +104,12 @@ class GateFailedError(JupyterDeployError):
     """The candidate failed its quality gate; nothing was deployed, the live version serves."""
 
     status = 412
+
+
+class ExportError(JupyterDeployError):
+    """The model cannot be exported as asked: a step has no converter, or parity failed."""
+
+    status = 422
 
 
 def to_wire(exc: JupyterDeployError) -> tuple[str, str, int]:

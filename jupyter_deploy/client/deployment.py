@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from ..control.records import DeploymentRecord, VersionRecord
-from ..errors import PredictionError
+from ..errors import ExportError, PredictionError
 
 
 def _instances(x: Any) -> list[Any]:
@@ -150,6 +150,33 @@ class Deployment:
         import numpy as np
 
         return np.asarray(self._post("predict_proba", x)["predictions"])
+
+    def export(
+        self,
+        format: str,
+        path: str,
+        *,
+        version: int | None = None,
+        quantize: bool = False,
+        sample: Any = None,
+    ) -> Any:
+        """Write the live (or ``version``'s) Bento as ``format`` (``onnx`` or ``bento``).
+
+        ``onnx`` returns a :class:`~jupyter_deploy.export.parity.ParityReport` (also
+        written beside the graph) and refuses, writing nothing, when the graph would not
+        answer like the model; ``sample=`` gives the rows to check on (default: rows drawn
+        from the Bento's reference profile). ``bento`` returns the archive's path.
+        """
+        from ..export import export
+
+        tags = {v["version"]: v["bento_tag"] for v in self.versions()}
+        if version is not None and version not in tags:
+            raise ExportError(f"{self.name} has no version {version}; it has {sorted(tags)}.")
+        tag = self.bento_tag if version is None else tags[version]
+        options: dict[str, Any] = {"quantize": quantize, "sample": sample}
+        if format != "onnx":  # passed on only if set, so the format can refuse them
+            options = {k: v for k, v in options.items() if v is not None and v is not False}
+        return export(tag, format, path, **options)
 
     # -- lifecycle (delegates to the API so every front door shares one path) -----------
     def refresh(self) -> Deployment:
