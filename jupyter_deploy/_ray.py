@@ -168,11 +168,6 @@ def haproxy_environment(
     }
 
 
-# The raylet gives the dashboard agent 30 s to report its ports, then aborts the whole
-# head ("WaitForDashboardAgentPorts" check failure). On a busy 2-core machine the agent's
-# imports alone took 42 s (seen while other clusters ran tests), so the head never came up.
-HEAD_ENVIRONMENT = {"RAY_agent_register_timeout_ms": "120000"}
-
 HAPROXY_OFF = {"RAY_SERVE_ENABLE_HA_PROXY": "0"}
 HAPROXY_BINARY = "RAY_SERVE_HAPROXY_BINARY_PATH"
 

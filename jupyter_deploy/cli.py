@@ -119,6 +119,20 @@ def _delete(args: argparse.Namespace) -> Any:
     return f"Deleted deployment '{args.name}'."
 
 
+def _traffic(args: argparse.Namespace) -> Any:
+    from .client import api, traffic
+
+    dep = api.get(args.name, address=args.address)
+    if args.command == "split":
+        dep = dep.split(traffic.parse_shares(args.shares), sticky=args.sticky)
+    elif args.command == "shadow":
+        dep = dep.shadow(None if args.version == "off" else int(args.version.lstrip("v")),
+                         rate=args.rate)  # fmt: skip
+    elif args.command == "promote":
+        dep = dep.promote()
+    return dep.traffic()
+
+
 def _export(args: argparse.Namespace) -> Any:
     from .client import api
 
@@ -163,6 +177,22 @@ def parser() -> argparse.ArgumentParser:
         s = sub.add_parser(name, help=text)
         s.add_argument("name")
         s.set_defaults(func=func)
+    t = sub.add_parser("traffic", help="How requests are shared between versions.")
+    t.add_argument("name")
+    t.set_defaults(func=_traffic)
+    sp = sub.add_parser("split", help="Share requests between versions: NAME 1=90 2=10.")
+    sp.add_argument("name")
+    sp.add_argument("shares", nargs="+", help="VERSION=PERCENT for each version")
+    sp.add_argument("--sticky", help="input column that keeps a caller on one version")
+    sp.set_defaults(func=_traffic)
+    sh = sub.add_parser("shadow", help="Mirror requests to a version (or 'off').")
+    sh.add_argument("name")
+    sh.add_argument("version", help="version number, or off")
+    sh.add_argument("--rate", type=float, default=1.0, help="share mirrored (default 1)")
+    sh.set_defaults(func=_traffic)
+    pr = sub.add_parser("promote", help="All traffic to the newest version.")
+    pr.add_argument("name")
+    pr.set_defaults(func=_traffic)
     m = sub.add_parser("metrics", help="Traffic, latency and errors of a deployment.")
     m.add_argument("name")
     m.add_argument("--window", type=int, default=60, help="seconds to summarise (default 60)")

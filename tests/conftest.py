@@ -11,11 +11,14 @@ import os
 import shutil
 import socket
 import tempfile
+import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 # Before anything imports bentoml or ray: every path and port belongs to this session.
@@ -45,6 +48,44 @@ def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.2) -
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+class Load:
+    """Posts one row in a loop (bounded in time) and records status and served version."""
+
+    def __init__(self, dep: Any, limit_s: float = 180.0, row: Any = None) -> None:
+        self.dep, self.limit_s = dep, limit_s
+        self.row = row if row is not None else [[5.1, 3.5, 1.4, 0.2]]
+        self.results: list[tuple[int, str]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + self.limit_s
+        headers = {"Authorization": f"Bearer {self.dep.token}"}
+        with httpx.Client(timeout=10) as client:
+            while not self._stop.is_set() and time.monotonic() < deadline:
+                try:
+                    r = client.post(f"{self.dep.url}/predict", json={"instances": self.row},
+                                    headers=headers)  # fmt: skip
+                    self.results.append((r.status_code, r.headers.get("x-model-version", "")))
+                except httpx.HTTPError as exc:
+                    self.results.append((0, type(exc).__name__))
+                time.sleep(0.01)
+
+    def __enter__(self) -> Load:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def failures(self) -> list[tuple[int, str]]:
+        return [r for r in self.results if r[0] != 200]
+
+    def versions(self) -> Counter[str]:
+        return Counter(v for s, v in self.results if s == 200)
 
 
 @pytest.fixture(scope="session")

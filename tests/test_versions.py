@@ -6,16 +6,14 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
-from collections import Counter
 from typing import Any
 
 import cloudpickle
 import httpx
 import numpy as np
 import pytest
-from conftest import wait_for
+from conftest import Load, wait_for
 
 import jupyter_deploy as jd
 from jupyter_deploy.errors import DeploymentFailedError, RollbackError
@@ -25,43 +23,6 @@ pytestmark = pytest.mark.cluster
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 ROW = [[5.1, 3.5, 1.4, 0.2]]
-
-
-class Traffic:
-    """Posts one row in a loop (bounded in time) and records status and served version."""
-
-    def __init__(self, dep: Any, limit_s: float = 180.0) -> None:
-        self.dep, self.limit_s = dep, limit_s
-        self.results: list[tuple[int, str]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        deadline = time.monotonic() + self.limit_s
-        headers = {"Authorization": f"Bearer {self.dep.token}"}
-        with httpx.Client(timeout=10) as client:
-            while not self._stop.is_set() and time.monotonic() < deadline:
-                try:
-                    r = client.post(f"{self.dep.url}/predict", json={"instances": ROW},
-                                    headers=headers)  # fmt: skip
-                    self.results.append((r.status_code, r.headers.get("x-model-version", "")))
-                except httpx.HTTPError as exc:
-                    self.results.append((0, type(exc).__name__))
-                time.sleep(0.01)
-
-    def __enter__(self) -> Traffic:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def failures(self) -> list[tuple[int, str]]:
-        return [r for r in self.results if r[0] != 200]
-
-    def versions(self) -> Counter[str]:
-        return Counter(v for s, v in self.results if s == 200)
 
 
 def _model(c: float, iris: tuple[Any, Any]) -> Any:
@@ -80,7 +41,7 @@ def test_new_version_and_rollback_under_traffic(cluster: Any, iris: tuple[Any, A
     v1 = jd.deploy(_model(1.0, iris), name="rolling", progress=False)
     assert v1.version == 1
     replicas = _running("rolling")
-    with Traffic(v1) as traffic:
+    with Load(v1) as traffic:
         time.sleep(1)
         v2 = jd.deploy(_model(0.01, iris), name="rolling", progress=False)
         time.sleep(1)
@@ -94,7 +55,7 @@ def test_new_version_and_rollback_under_traffic(cluster: Any, iris: tuple[Any, A
     assert [h["version"] for h in history] == [1, 2]
     assert history[0]["bento_tag"] != history[1]["bento_tag"] and history[1]["live"]
 
-    with Traffic(v2) as traffic:
+    with Load(v2) as traffic:
         time.sleep(1)
         back = v2.rollback()
         time.sleep(1)
@@ -110,7 +71,7 @@ def test_new_version_and_rollback_under_traffic(cluster: Any, iris: tuple[Any, A
 def test_new_settings_roll_out_new_replicas(cluster: Any, iris: tuple[Any, Any]) -> None:
     v1 = jd.deploy(_model(1.0, iris), name="resized", progress=False)
     replicas = _running("resized")
-    with Traffic(v1) as traffic:
+    with Load(v1) as traffic:
         time.sleep(1)
         v2 = jd.deploy(_model(0.01, iris), name="resized", max_batch_rows=50, progress=False)
         time.sleep(1)

@@ -26,7 +26,7 @@ from ..progress import Progress
 from ..rollout import serving
 from ..rollout.readiness import probe
 from ..rollout.reconcile import Restored, reconcile
-from ..rollout.target import Target, target_of
+from ..rollout.target import Target, live_target, target_of
 from ..settings import Settings
 from ..spec import DeploymentSpec
 
@@ -66,7 +66,7 @@ def view(rec: DeploymentRecord, settings: Settings) -> View:
     return rec, cluster.base_url(info, settings), serving.application_status(rec.name)
 
 
-def _token(target: Target) -> str | None:
+def token_of(target: Target) -> str | None:
     return target.token if target.spec.auth else None
 
 
@@ -77,10 +77,10 @@ def roll_out(
     """Roll ``version`` out; on failure restore the previous live version (or nothing)."""
     reg = registry()
     target = target_of(rec, version)
-    live = target_of(rec, rec.live) if rec.live is not None else None
+    live = live_target(rec) if rec.live is not None else None
     wait = float(timeout if timeout is not None else settings.deploy_timeout)
     try:
-        serving.rollout(target, probe(url, _token(target)), wait, prog.note, serving=live)
+        serving.rollout(target, probe(url, token_of(target)), wait, prog.note, serving=live)
     except BaseException as exc:  # KeyboardInterrupt too: never leave a half-made version
         _ray.call(reg.drop_version, rec.name, version)
         if not isinstance(exc, DeploymentFailedError | DeploymentTimeoutError):
@@ -89,11 +89,12 @@ def roll_out(
             with contextlib.suppress(DeploymentNotFoundError):
                 serving.delete_application(rec.name)
             raise
-        serving.rollout(live, probe(url, _token(live)), wait, serving=target)
+        serving.rollout(live, probe(url, token_of(live)), wait, serving=target)
         raise type(exc)(f"{exc} Version {live.version} keeps serving.") from None
 
 
-def _record(name: str, address: str | None) -> tuple[DeploymentRecord, Settings]:
+def record(name: str, address: str | None = None) -> tuple[DeploymentRecord, Settings]:
+    """The live deployment ``name`` and the settings (one-line error if there is none)."""
     settings = Settings.from_env()
     connect(address, settings)
     rec = _ray.call(registry().get, name)
@@ -106,7 +107,7 @@ def _record(name: str, address: str | None) -> tuple[DeploymentRecord, Settings]
 
 def lookup(name: str, *, address: str | None = None) -> View:
     """The deployment ``name`` from the cluster (made by any kernel)."""
-    rec, settings = _record(name, address)
+    rec, settings = record(name, address)
     return view(rec, settings)
 
 
@@ -118,7 +119,7 @@ def live_records(address: str | None = None) -> list[DeploymentRecord]:
 
 def rollback(name: str, *, address: str | None = None, progress: bool = True) -> View:
     """Serve the version that was live before the current one (as a new rollout)."""
-    rec, settings = _record(name, address)
+    rec, settings = record(name, address)
     assert rec.live is not None
     earlier = [v for v in rec.versions if v.version < rec.live]
     if not earlier:
@@ -128,14 +129,14 @@ def rollback(name: str, *, address: str | None = None, progress: bool = True) ->
     prog = Progress(f"rollback {name} to v{previous.version}", enabled=progress)
     with prog.step(f"deploy v{previous.version}"):
         target = target_of(rec, previous.version)
-        serving.rollout(target, probe(url, _token(target)), float(settings.deploy_timeout),
-                        prog.note, serving=target_of(rec, rec.live))  # fmt: skip
+        serving.rollout(target, probe(url, token_of(target)), float(settings.deploy_timeout),
+                        prog.note, serving=live_target(rec))  # fmt: skip
     return view(_ray.call(registry().set_live, name, previous.version, "rollback"), settings)
 
 
 def scale(name: str, min_replicas: int, max_replicas: int, *, address: str | None = None) -> View:
     """Change the replica range of the live version (no replica restarts)."""
-    rec, _ = _record(name, address)
+    rec, _ = record(name, address)
     assert rec.live is not None
     live = rec.version(rec.live)
     spec = DeploymentSpec.from_dict(live.spec)
@@ -149,7 +150,7 @@ def scale(name: str, min_replicas: int, max_replicas: int, *, address: str | Non
 
 def undeploy(name: str, *, address: str | None = None) -> None:
     """Stop serving ``name`` and forget it: versions, history, counters, archives."""
-    _record(name, address)
+    record(name, address)
     with contextlib.suppress(DeploymentNotFoundError):
         serving.delete_application(name)
     _ray.call(registry().delete, name)

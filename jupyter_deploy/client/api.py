@@ -12,7 +12,7 @@ from ..monitoring import aggregator
 from ..progress import Progress
 from ..settings import Settings
 from ..spec import Autoscaling, DeploymentSpec, Resources, name_from_variable
-from . import actions
+from . import actions, traffic
 from .deployment import Deployment
 
 
@@ -34,6 +34,7 @@ def deploy(
     reference: Any = None,
     log_sample_rate: float = DeploymentSpec.log_sample_rate,
     drift: dict[str, float] | None = None,
+    shadow: float | None = None,
     address: str | None = None,
     namespace: dict[str, Any] | None = None,
     progress: bool = True,
@@ -69,6 +70,9 @@ def deploy(
         Share of requests written to the payload log, 0 to 1 (default 1: all of them).
     drift
         Drift thresholds: ``{"psi": 0.2, "p_value": 0.01, "min_count": 30}`` (defaults).
+    shadow
+        Deploy the new version as a shadow of the live one: it gets a copy of this share of
+        the requests after each caller's answer; callers only ever see the live answers.
     address
         Ray cluster address; default ``RAY_ADDRESS``, else the embedded local cluster.
     timeout
@@ -113,12 +117,27 @@ def deploy(
     rec = _ray.call(registry.new_version, name, bento.tag, spec.to_dict(), meta)
     version = rec.newest.version
     url = f"{cluster.base_url(info, settings)}/{name}"
+    if shadow is not None:
+        return _deployment(_as_shadow(rec, version, shadow, settings, prog))
     with prog.step(f"deploy v{version}"):
         actions.roll_out(rec, version, url, settings, prog, timeout)
     rec = _ray.call(registry.set_live, name, version, "deploy")
     if progress:
         prog.note(f"ready at {url}")
     return _deployment(actions.view(rec, settings))
+
+
+def _as_shadow(
+    rec: Any, version: int, rate: float, settings: Settings, prog: Progress
+) -> actions.View:
+    """Make ``version`` (just recorded) a shadow of the live split; drop it if that fails."""
+    try:
+        live, split = traffic.with_shadow(rec, version, rate)
+        with prog.step(f"shadow v{version}"):
+            return traffic.apply(rec, settings, live, split, "shadow")
+    except BaseException:
+        _ray.call(actions.registry().drop_version, rec.name, version)
+        raise
 
 
 def _deployment(view: actions.View) -> Deployment:
@@ -138,7 +157,7 @@ def list_deployments(*, address: str | None = None) -> list[Deployment]:
 
 def rollback(name: str, *, address: str | None = None, progress: bool = True) -> Deployment:
     """Serve the version that was live before the current one (as a new rollout)."""
-    return _deployment(actions.rollback(name, address=address, progress=progress))
+    return _deployment(traffic.rollback(name, address=address, progress=progress))
 
 
 def scale(

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..control.records import DeploymentRecord, VersionRecord
 from ..errors import ExportError, PredictionError
+from .lifecycle import Lifecycle
 
 
 def _instances(x: Any) -> list[Any]:
@@ -49,7 +50,7 @@ def _epoch(when: Any) -> float | None:
     raise TypeError(f"cannot read a time from {when!r}")
 
 
-class Deployment:
+class Deployment(Lifecycle):
     """A deployed model. Obtain one from :func:`jupyter_deploy.deploy` or ``get``."""
 
     def __init__(self, record: DeploymentRecord, base_url: str, status: dict[str, Any]) -> None:
@@ -260,23 +261,6 @@ class Deployment:
         from ..monitoring.aggregator import handle
 
         return ray.get(handle().prometheus.remote())
-
-    def rollback(self) -> Deployment:
-        """Serve the version that was live before the current one again."""
-        from .actions import rollback
-
-        return Deployment(*rollback(self.name))
-
-    def scale(self, min_replicas: int, max_replicas: int) -> Deployment:
-        """Change the replica range without restarting replicas."""
-        from .actions import scale
-
-        return Deployment(*scale(self.name, min_replicas, max_replicas))
-
-    def delete(self) -> None:
-        from .actions import undeploy
-
-        undeploy(self.name)
 
     # -- display ----------------------------------------------------------------------
     def __repr__(self) -> str:

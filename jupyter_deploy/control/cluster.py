@@ -91,7 +91,6 @@ def _head_env(settings: Settings) -> dict[str, str]:
     env = dict(os.environ)
     env.pop("RAY_ADDRESS", None)
     env["RAY_USAGE_STATS_ENABLED"] = "0"
-    env.update(_ray.HEAD_ENVIRONMENT)
     env.update(ingress.environment(settings))
     return env
 

@@ -7,6 +7,8 @@ replica as its ``user_config``. Nobody passes these around as loose dicts.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -41,6 +43,7 @@ class DeploymentRecord:
     versions: list[VersionRecord] = field(default_factory=list)
     live: int | None = None
     events: list[Event] = field(default_factory=list)
+    traffic: Traffic | None = None  # None: the live version takes every request
 
     def version(self, number: int) -> VersionRecord:
         return next(v for v in self.versions if v.version == number)
@@ -55,29 +58,87 @@ class DeploymentRecord:
 
 
 @dataclass(frozen=True)
+class Traffic:
+    """How a deployment's requests are shared between its versions (its desired split).
+
+    ``weights`` maps versions to shares that sum to 1; a request goes to one of them at
+    random by weight, or, with ``sticky`` (a field of the instance) or an ``x-jd-key``
+    header, by a stable hash of that key. ``shadow`` gets a copy of a share ``shadow_rate``
+    of the requests after the caller's answer is sent; its answers only reach the log.
+    """
+
+    weights: dict[int, float]
+    sticky: str | None = None
+    shadow: int | None = None
+    shadow_rate: float = 0.0
+
+    def versions(self) -> list[int]:
+        """Every version this traffic needs loaded, serving ones first."""
+        out = sorted(v for v, w in self.weights.items() if w > 0)
+        return out + ([self.shadow] if self.shadow is not None and self.shadow not in out else [])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"weights": {str(v): w for v, w in self.weights.items()}, "sticky": self.sticky,
+                "shadow": self.shadow, "shadow_rate": self.shadow_rate}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Traffic:
+        return cls({int(v): float(w) for v, w in data["weights"].items()}, data.get("sticky"),
+                   data.get("shadow"), float(data.get("shadow_rate", 0.0)))  # fmt: skip
+
+
+@dataclass(frozen=True)
 class ServeTarget:
     """What every replica of a deployment must serve: Serve's ``user_config`` for it.
 
     Serve pushes it to running replicas through ``reconfigure()`` and hands it to new ones
-    at start, so no replica asks anyone which version to load.
+    at start, so no replica asks anyone which version to load. ``version`` is the live
+    version (the baseline of a split); ``bentos`` names the Bento of every version the
+    traffic needs; ``traffic`` is None when the live version takes every request.
     """
 
     version: int
     bento_tag: str
+    bentos: dict[int, str] = field(default_factory=dict)
+    traffic: Traffic | None = None
+
+    def tag_of(self, version: int) -> str:
+        return self.bento_tag if version == self.version else self.bentos[version]
+
+    def needed(self) -> list[int]:
+        """The versions a replica must hold loaded for this target."""
+        if self.traffic is None:
+            return [self.version]
+        return sorted(set(self.traffic.versions()) | {self.version})
+
+    def key(self) -> str:
+        """Identity of this exact target: replicas report the key they applied."""
+        text = json.dumps(self.to_config(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def to_config(self) -> dict[str, Any]:
-        return {"version": self.version, "bento_tag": self.bento_tag}
+        config: dict[str, Any] = {"version": self.version, "bento_tag": self.bento_tag}
+        if self.traffic is not None:
+            config["bentos"] = {str(v): t for v, t in sorted(self.bentos.items())}
+            config["traffic"] = self.traffic.to_dict()
+        return config
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> ServeTarget:
-        return cls(int(config["version"]), str(config["bento_tag"]))
+        traffic = config.get("traffic")
+        return cls(int(config["version"]), str(config["bento_tag"]),
+                   {int(v): str(t) for v, t in config.get("bentos", {}).items()},
+                   Traffic.from_dict(traffic) if traffic else None)  # fmt: skip
 
 
 @dataclass(frozen=True)
 class ReplicaReport:
-    """A replica's answer to a target: the version it serves, the one it failed to load."""
+    """A replica's answer to a target: the target it applied (by key) and the versions it
+    holds, or the target it failed to apply and why (it then keeps serving the old one)."""
 
     version: int
-    failed: int | None = None
+    applied: str = ""
+    loaded: tuple[int, ...] = ()
+    failed: str | None = None
     error: str | None = None
     time: float = 0.0

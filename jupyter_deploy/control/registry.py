@@ -18,7 +18,7 @@ import threading
 import time
 from typing import Any
 
-from .records import DeploymentRecord, ReplicaReport
+from .records import DeploymentRecord, ReplicaReport, Traffic
 from .store import Store
 
 REGISTRY_NAME = "jupyter_deploy_registry"
@@ -47,8 +47,10 @@ class Registry:
     ) -> DeploymentRecord:
         return self._store.new_version(name, bento_tag, spec, meta)
 
-    def set_live(self, name: str, version: int, event: str, detail: str = "") -> DeploymentRecord:
-        return self._store.set_live(name, version, event, detail)
+    def set_live(
+        self, name: str, version: int, event: str, detail: str = "", traffic: Traffic | None = None
+    ) -> DeploymentRecord:
+        return self._store.set_live(name, version, event, detail, traffic)
 
     def record_event(self, name: str, event: str, version: int | None, detail: str = "") -> None:
         self._store.record_event(name, event, version, detail)

@@ -25,13 +25,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .records import DeploymentRecord, Event, VersionRecord
+from .records import DeploymentRecord, Event, Traffic, VersionRecord
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS deployments (
     name    TEXT PRIMARY KEY,
     token   TEXT NOT NULL,
     live    INTEGER,
+    traffic TEXT,
     created REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS versions (
@@ -92,7 +93,7 @@ class Store:
     def get(self, name: str) -> DeploymentRecord | None:
         with self._lock:
             row = self._db.execute(
-                "SELECT token, live FROM deployments WHERE name = ?", (name,)
+                "SELECT token, live, traffic FROM deployments WHERE name = ?", (name,)
             ).fetchone()
             if row is None:
                 return None
@@ -111,7 +112,8 @@ class Store:
                     (name,),
                 )
             ]
-        return DeploymentRecord(name, row[0], versions, row[1], events)
+        traffic = Traffic.from_dict(json.loads(row[2])) if row[2] else None
+        return DeploymentRecord(name, row[0], versions, row[1], events, traffic)
 
     def names(self) -> list[str]:
         with self._lock:
@@ -128,8 +130,8 @@ class Store:
         now = time.time()
         with self._tx() as db:
             db.execute(
-                "INSERT OR IGNORE INTO deployments (name, token, live, created) "
-                "VALUES (?, ?, NULL, ?)",
+                "INSERT OR IGNORE INTO deployments (name, token, live, traffic, created) "
+                "VALUES (?, ?, NULL, NULL, ?)",
                 (name, secrets.token_urlsafe(24), now),
             )
             (number,) = db.execute(
@@ -141,9 +143,14 @@ class Store:
             )
         return self._must(name)
 
-    def set_live(self, name: str, version: int, event: str, detail: str = "") -> DeploymentRecord:
+    def set_live(
+        self, name: str, version: int, event: str, detail: str = "", traffic: Traffic | None = None
+    ) -> DeploymentRecord:
+        """Make ``version`` live, with ``traffic`` (None: it takes every request)."""
+        data = json.dumps(traffic.to_dict()) if traffic is not None else None
         with self._tx() as db:
-            db.execute("UPDATE deployments SET live = ? WHERE name = ?", (version, name))
+            db.execute("UPDATE deployments SET live = ?, traffic = ? WHERE name = ?",
+                       (version, data, name))  # fmt: skip
             self._event(db, name, event, version, detail)
         return self._must(name)
 

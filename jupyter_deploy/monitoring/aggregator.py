@@ -11,10 +11,10 @@ from __future__ import annotations
 import pickle
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .metrics import LATENCY_BUCKETS_MS, Counts, Push
+from .metrics import LATENCY_BUCKETS_MS, Counts, Push, ShadowCounts
 
 if TYPE_CHECKING:
     from .quality import Quality
@@ -36,6 +36,7 @@ class _Deployment:
     by_version: dict[str, Counts] = field(default_factory=dict)
     seconds: deque[_Second] = field(default_factory=lambda: deque(maxlen=KEEP_S))
     quality: Quality | None = None  # drift and feedback; made when a replica registers
+    shadow: dict[str, ShadowCounts] = field(default_factory=dict)  # answers as a shadow
 
 
 def _point(second: _Second) -> dict[str, Any]:
@@ -68,6 +69,8 @@ class Aggregator:
         dep.by_version.setdefault(str(version), Counts()).merge(data.counts)
         if data.observed is not None and dep.quality is not None:
             dep.quality.push(version, data.observed)
+        if data.shadow is not None:
+            dep.shadow.setdefault(str(version), ShadowCounts()).merge(data.shadow)
 
     def forget(self, name: str) -> None:
         self._deployments.pop(name, None)
@@ -140,6 +143,7 @@ class Aggregator:
             "errors": dict(window.errors),
             "latency_ms": {f"p{int(q * 100)}": window.percentile(q) for q in (0.5, 0.95, 0.99)},
             "series": [_point(s) for s in recent],
+            "shadow": {v: asdict(c) for v, c in dep.shadow.items()},
         }
 
     def _selected(self, only: str | None) -> list[tuple[str, _Deployment]]:

@@ -91,11 +91,28 @@ class Observed:
 
 
 @dataclass
+class ShadowCounts:
+    """A shadow version's answers: rows answered, rows agreeing with the caller's answer."""
+
+    requests: int = 0
+    rows: int = 0
+    agree: int = 0
+    failed: int = 0
+
+    def merge(self, other: ShadowCounts) -> None:
+        self.requests += other.requests
+        self.rows += other.rows
+        self.agree += other.agree
+        self.failed += other.failed
+
+
+@dataclass
 class Push:
     """One replica's second for one version: what the aggregator receives."""
 
     counts: Counts
     observed: Observed | None = None
+    shadow: ShadowCounts | None = None  # this version answered as a shadow
 
 
 class Recorder:
@@ -105,6 +122,7 @@ class Recorder:
         self._push = push
         self.observations = observations  # an Observations, drained with each flush
         self._windows: dict[int, Counts] = {}
+        self._shadows: dict[int, ShadowCounts] = {}
         self._latest = 0  # the version an idle second is reported under
         self._task: asyncio.Task[None] | None = None
 
@@ -123,12 +141,20 @@ class Recorder:
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._flush_forever())
 
+    def shadow(self, version: int, rows: int, agree: int, failed: bool) -> None:
+        """A shadow answer of ``version`` (not traffic: it never reached a caller)."""
+        counts = self._shadows.setdefault(version, ShadowCounts())
+        counts.merge(ShadowCounts(1, rows, agree, int(failed)))
+
     def flush(self) -> None:
         # Idle seconds still push (empty counts) so the aggregator sees the replica alive.
         windows, self._windows = self._windows or {self._latest: Counts()}, {}
+        shadows, self._shadows = self._shadows, {}
         self._latest = max(windows)
+        for version in shadows.keys() - windows.keys():
+            windows[version] = Counts()
         for version, window in windows.items():
-            data = Push(window)
+            data = Push(window, shadow=shadows.get(version))
             try:
                 data.observed = self.observations.drain(version) if self.observations else None
             except Exception:  # a drift summary must never cost the counts

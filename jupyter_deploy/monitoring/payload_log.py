@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 PAYLOAD_LOG_NAME = "jupyter_deploy_payloads"
+# "shadow" is True for a shadow version's answer (logged under the caller's request id).
 COLUMNS = ["time", "request_id", "version", "method", "status", "latency_ms", "rows",
-           "request", "response"]  # fmt: skip
+           "request", "response", "shadow"]  # fmt: skip
 
 
 class PayloadLog:
@@ -97,6 +98,7 @@ def to_frame(records: list[dict[str, Any]]) -> Any:
 
     frame = pd.DataFrame.from_records(records, columns=COLUMNS)
     frame["time"] = pd.to_datetime(frame["time"], unit="s", utc=True)
+    frame["shadow"] = frame["shadow"].fillna(False).astype(bool)
     for column in ("request", "response"):
         frame[column] = [_parsed(v) for v in frame[column]]
     return frame

@@ -102,6 +102,43 @@ class DeployMagics(Magics):
         )
 
     @magic_arguments()
+    @argument("name", help="Deployment to split.")
+    @argument("shares", nargs="+", help="VERSION=PERCENT for each version, e.g. 1=90 2=10.")
+    @argument("--sticky", help="Input column: the same value always reaches the same version.")
+    @line_magic
+    @_one_line_errors
+    def split(self, line: str) -> Any:
+        """Share traffic between versions: ``%split churn 1=90 2=10 [--sticky customer_id]``."""
+        from ..client import api, traffic
+
+        args = parse_argstring(self.split, line)
+        return api.get(args.name).split(traffic.parse_shares(args.shares), sticky=args.sticky)
+
+    @magic_arguments()
+    @argument("name", help="Deployment whose traffic is mirrored.")
+    @argument("version", help="Version that gets the copies, or 'off'.")
+    @argument("--rate", type=float, default=1.0, help="Share of requests mirrored (default 1).")
+    @line_magic
+    @_one_line_errors
+    def shadow(self, line: str) -> Any:
+        """Mirror traffic to a version: ``%shadow churn 3 [--rate 0.5]``; ``%shadow churn off``."""
+        from ..client import api
+
+        args = parse_argstring(self.shadow, line)
+        version = None if args.version == "off" else int(args.version.lstrip("v"))
+        return api.get(args.name).shadow(version, rate=args.rate)
+
+    @magic_arguments()
+    @argument("name", help="Deployment whose newest version takes all traffic.")
+    @line_magic
+    @_one_line_errors
+    def promote(self, line: str) -> Any:
+        """All traffic to the newest version: ``%promote churn``."""
+        from ..client import api
+
+        return api.get(parse_argstring(self.promote, line).name).promote()
+
+    @magic_arguments()
     @argument("name", help="Deployment to delete.")
     @line_magic
     @_one_line_errors

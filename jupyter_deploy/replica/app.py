@@ -32,7 +32,10 @@ from starlette.responses import Response
 from ..control.records import ReplicaReport, ServeTarget
 from ..monitoring.aggregator import handle as aggregator_handle
 from .loaded import LoadedVersion
+from .router import STICKY_HEADER, Routing
+from .shadow import shadow_call
 from .telemetry import Telemetry
+from .versions import Versions
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
 BATCH_MAX_REQUESTS = 32
@@ -74,47 +77,27 @@ class ModelReplica:
         self.token_sha256: str | None = config.get("token_sha256")
         self._max_batch_rows: int = config["max_batch_rows"]
         self._replica_id = serve.get_replica_context().replica_id.unique_id
-        self.state: LoadedVersion | None = None  # set by the first reconfigure()
-        self._failed: int | None = None
         self._aggregator = _aggregator(self.name) if config.get("monitoring") else None
         self._telemetry: Telemetry | None = None
         if self._aggregator is not None:
             self._telemetry = Telemetry(self.name, self._replica_id, self._aggregator,
                                         config.get("log_sample_rate", 1.0),
                                         config.get("drift_thresholds", {}))  # fmt: skip
+        self._versions = Versions(self.name, self._load, self._report)
+        self._shadows: set[asyncio.Task[None]] = set()  # kept alive until they finish
 
     async def reconfigure(self, user_config: dict[str, Any]) -> None:
-        """Serve the version Serve pushes; keep the old one if the new one fails to load."""
-        target = ServeTarget.from_config(user_config)
-        if self.state is not None and target.version == self.state.version:
-            self._report()
-            return
-        try:
-            # Unpacking and importing a Bento takes a fraction of a second: off the loop, so
-            # requests keep being served by the old version meanwhile.
-            new = await asyncio.to_thread(self._load, target)
-        except Exception as exc:
-            if self.state is None:
-                raise  # nothing to serve: Serve retries, then marks the version failed
-            self._failed = target.version
-            _log.exception("could not load v%s of %s", target.version, self.name)
-            self._report(f"{type(exc).__name__}: {exc}")
-            return
-        old, self.state, self._failed = self.state, new, None
-        if old is not None:
-            old.unload()
-        self._report()
+        """Serve what Serve pushes; keep the old versions if the new ones fail to load."""
+        await self._versions.apply(ServeTarget.from_config(user_config))
 
-    def _load(self, target: ServeTarget) -> LoadedVersion:
-        state = LoadedVersion.load(self.name, target.version, target.bento_tag,
-                                   self._max_batch_rows, _registry_fetch)  # fmt: skip
+    def _load(self, version: int, bento_tag: str) -> LoadedVersion:
+        state = LoadedVersion.load(self.name, version, bento_tag, self._max_batch_rows,
+                                   _registry_fetch)  # fmt: skip
         if self._telemetry is not None:
             self._telemetry.loaded(state)
         return state
 
-    def _report(self, error: str | None = None) -> None:
-        assert self.state is not None
-        report = ReplicaReport(self.state.version, self._failed, error, time.time())
+    def _report(self, report: ReplicaReport) -> None:
         _registry().ack.remote(self.name, self._replica_id, report)
 
     def _authorized(self, header: str | None) -> bool:
@@ -126,18 +109,19 @@ class ModelReplica:
         return hmac.compare_digest(digest, self.token_sha256)
 
     async def __call__(self, request: Request) -> Response:
-        state = self.state  # one version per request, even if a swap happens meanwhile
-        assert state is not None  # Serve routes requests only after reconfigure()
+        table = self._versions.routing  # one table per request, even if it is replaced
+        assert table is not None  # Serve routes requests only after reconfigure()
         # Serve's proxy gives every request an id (the client's x-request-id if it sent
         # one) and returns it in the x-request-id response header.
         rid = request.headers.get("x-request-id") or uuid.uuid4().hex
         request.scope["jd_request_id"] = rid = rid[:128]
         if self._telemetry is None:
-            return await self._route(request, state)
+            return await self._route(request, table)
         started = time.perf_counter()
-        response = await self._route(request, state)
+        response = await self._route(request, table)
         latency_ms = (time.perf_counter() - started) * 1000
         scope, tel = request.scope, self._telemetry
+        state = scope.get("jd_state", table.primary)  # the version that answered
         rows = scope.get("jd_rows", 0)
         if not scope.get("jd_not_traffic"):  # probes, docs, scrapes, feedback: not traffic
             tel.recorder.record(state.version, response.status_code, latency_ms, rows,
@@ -148,9 +132,10 @@ class ModelReplica:
                              scope.get("jd_body", b""), bytes(response.body))  # fmt: skip
         return response
 
-    async def _route(self, request: Request, state: LoadedVersion) -> Response:
+    async def _route(self, request: Request, table: Routing) -> Response:
         scope = request.scope
         path = scope["path"][len(scope.get("root_path", "")) :] or "/"
+        state = table.primary
         headers = state.headers
         if not self._authorized(request.headers.get("authorization")):
             scope["jd_error"] = "Unauthorized"
@@ -165,7 +150,7 @@ class ModelReplica:
             if path == "/feedback":
                 scope["jd_not_traffic"] = True
                 return await self._feedback(request, headers)
-            return await self._predict(request, state, path[1:])
+            return await self._predict(request, table, path[1:])
         if path == "/metrics" and self._aggregator is not None:
             scope["jd_not_traffic"] = True
             # Only this deployment's figures: its token must not reveal other deployments.
@@ -207,13 +192,17 @@ class ModelReplica:
                 start += len(x)
         return results
 
-    async def _predict(self, request: Request, state: LoadedVersion, method: str) -> Response:
-        headers, runtime = state.headers, state.runtime
+    async def _predict(self, request: Request, table: Routing, method: str) -> Response:
         length = request.headers.get("content-length")
         if length and length.isdigit() and int(length) > MAX_BODY_BYTES:
-            return _json({"error": f"body over {MAX_BODY_BYTES} bytes"}, 413, headers)
+            return _json({"error": f"body over {MAX_BODY_BYTES} bytes"}, 413, table.primary.headers)
         body = await request.body()
         scope = request.scope
+        state = (
+            table.pick(body, request.headers.get(STICKY_HEADER)) if table.split else table.primary
+        )
+        scope["jd_state"] = state
+        headers, runtime = state.headers, state.runtime
         scope["jd_method"], scope["jd_body"] = method, body
         try:
             runtime.check_method(method)
@@ -233,6 +222,13 @@ class ModelReplica:
             scope["jd_error"] = "ModelError"
             _log.exception("prediction failed in %s v%s", self.name, state.version)
             return _json({"error": "the model failed on this input; see the replica log"}, 500)
+        if table.shadowed():
+            assert table.shadow is not None
+            call = shadow_call(table.shadow, method, body, out, scope["jd_request_id"],
+                               self._telemetry)  # fmt: skip
+            task = asyncio.get_running_loop().create_task(call)
+            self._shadows.add(task)
+            task.add_done_callback(self._shadows.discard)
         return Response(state.dumps(answer), media_type="application/json", headers=headers)
 
     async def _feedback(self, request: Request, headers: dict[str, str]) -> Response:

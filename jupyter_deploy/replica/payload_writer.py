@@ -63,8 +63,12 @@ class PayloadWriter:
         rows: int,
         request: bytes,
         response: bytes,
+        shadow: bool = False,
     ) -> None:
-        """Queue one record; never blocks, never raises into the request."""
+        """Queue one record; never blocks, never raises into the request.
+
+        ``shadow``: the answer of a shadow version, which the caller never saw.
+        """
         if len(self._buffer) >= BUFFER:
             self.dropped += 1
             self.dropped_total += 1
@@ -74,6 +78,8 @@ class PayloadWriter:
             "method": method, "status": status, "latency_ms": round(latency_ms, 3),
             "rows": rows, "request": _text(request), "response": _text(response),
         })  # fmt: skip
+        if shadow:
+            self._buffer[-1]["shadow"] = True
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._send_forever())
 

@@ -24,25 +24,26 @@ POLL_S = 0.2
 def wait_until_switched(
     target: Target, probe: Callable[[], int | None], timeout: float, tick: Callable[[str], None]
 ) -> None:
-    """Wait until every running replica serves ``target.version`` (loaded in place)."""
+    """Wait until every running replica has applied ``target`` (loaded in place)."""
     import ray
 
     from ..control.registry import handle
 
     registry = handle()
+    key = target.serve_target().key()
     deadline = time.monotonic() + timeout
     last = ""
     while time.monotonic() < deadline:
         running = running_ids(target.spec.name)
         acks = ray.get(registry.acks.remote(target.spec.name))
         reports = [acks[r] for r in running if r in acks]
-        failed = [r for r in reports if r.failed == target.version]
+        failed = [r for r in reports if r.failed == key]
         if failed:
             raise DeploymentFailedError(
                 f"Version {target.version} of '{target.spec.name}' failed to load: "
                 f"{_first_line(failed[0].error or 'no message')}"
             )
-        done = sum(r.version == target.version for r in reports)
+        done = sum(r.applied == key for r in reports)
         if running and done == len(running) and probe() == target.version:
             return
         message = f"{done} of {len(running)} replicas switched"

@@ -19,7 +19,7 @@ from .. import _ray
 from ..control.records import DeploymentRecord, ServeTarget
 from .readiness import probe, wait_until_serving
 from .serving import submit
-from .target import Target, target_of
+from .target import Target, live_target
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ def _needs(rec: DeploymentRecord) -> str | None:
     details = _ray.app_details(rec.name)
     if details.status in ("NOT_STARTED", "DELETING") or details.user_config is None:
         return "missing"
-    if ServeTarget.from_config(details.user_config).version != rec.live:
+    if ServeTarget.from_config(details.user_config).key() != live_target(rec).serve_target().key():
         return "drifted"
     return None
 
@@ -56,7 +56,7 @@ def reconcile(
         reason = _needs(rec)
         if reason is None:
             continue
-        target = target_of(rec, rec.live)
+        target = live_target(rec)
         submit(target, target.spec.autoscaling)
         todo.append((target, Restored(rec.name, rec.live, reason)))
     submitted = time.time()

@@ -24,7 +24,6 @@ from typing import Any
 
 from .. import _ray
 from .._ray import DEPLOYMENT
-from ..control.records import ServeTarget
 from ..errors import DeploymentNotFoundError
 from ..spec import Autoscaling
 from .readiness import wait_until_serving, wait_until_switched
@@ -62,7 +61,7 @@ def _application(target: Target, autoscaling: Autoscaling) -> Any:
         # so Ray's 20 s shutdown grace only slows rollouts down.
         graceful_shutdown_wait_loop_s=0.5,
         graceful_shutdown_timeout_s=3,
-        user_config=ServeTarget(target.version, target.bento_tag).to_config(),
+        user_config=target.serve_target().to_config(),
     )
     _ray.set_code_version(deployment, key)  # one code version per replica settings
     return deployment.bind(config)

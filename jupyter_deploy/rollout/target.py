@@ -8,21 +8,28 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ..control.records import DeploymentRecord
+from ..control.records import DeploymentRecord, ServeTarget, Traffic
 from ..spec import DeploymentSpec
 
 
 @dataclass(frozen=True)
 class Target:
-    """What should serve: one version of a deployment with its Bento and token."""
+    """What should serve: the live version of a deployment with its Bento and token, and
+    the traffic split with the other versions it needs (none: the live one takes all)."""
 
     spec: DeploymentSpec
     version: int
     bento_tag: str
     token: str
+    traffic: Traffic | None = None
+    bentos: dict[int, str] = field(default_factory=dict)
+
+    def serve_target(self) -> ServeTarget:
+        """What Serve pushes to the replicas (their ``user_config``)."""
+        return ServeTarget(self.version, self.bento_tag, dict(self.bentos), self.traffic)
 
 
 def replica_settings(target: Target) -> dict[str, Any]:
@@ -48,7 +55,15 @@ def code_key(target: Target) -> str:
     return hashlib.sha256(settings.encode()).hexdigest()[:16]
 
 
-def target_of(rec: DeploymentRecord, version: int) -> Target:
-    """What serving ``version`` of ``rec`` means: its spec, Bento and the token."""
+def target_of(rec: DeploymentRecord, version: int, traffic: Traffic | None = None) -> Target:
+    """What serving ``version`` of ``rec`` (with ``traffic``) means: spec, Bentos, token."""
     entry = rec.version(version)
-    return Target(DeploymentSpec.from_dict(entry.spec), version, entry.bento_tag, rec.token)
+    bentos = {v: rec.version(v).bento_tag for v in traffic.versions()} if traffic else {}
+    return Target(DeploymentSpec.from_dict(entry.spec), version, entry.bento_tag, rec.token,
+                  traffic, bentos)  # fmt: skip
+
+
+def live_target(rec: DeploymentRecord) -> Target:
+    """What the store says should serve now: the live version and its traffic."""
+    assert rec.live is not None
+    return target_of(rec, rec.live, rec.traffic)

@@ -1,0 +1,62 @@
+"""What a deployment handle changes: versions, traffic, replicas, existence.
+
+Each method returns a fresh handle of the same deployment (``Deployment`` inherits these),
+built from the record the control plane holds after the change.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import actions, traffic
+
+
+class Lifecycle:
+    """Rollouts and traffic of one deployment; mixed into ``Deployment``."""
+
+    @property
+    def name(self) -> str:
+        raise NotImplementedError  # Deployment's
+
+    def _fresh(self, view: actions.View) -> Any:
+        return type(self)(*view)  # type: ignore[call-arg]  # Deployment(record, url, status)
+
+    def rollback(self) -> Any:
+        """All traffic back to the live version if it is split or shadowed; otherwise the
+        version that was live before the current one, rolled out like a new one."""
+        return self._fresh(traffic.rollback(self.name))
+
+    def scale(self, min_replicas: int, max_replicas: int) -> Any:
+        """Change the replica range without restarting replicas."""
+        return self._fresh(actions.scale(self.name, min_replicas, max_replicas))
+
+    def delete(self) -> None:
+        actions.undeploy(self.name)
+
+    def traffic(self) -> dict[str, Any]:
+        """The live version, the weights of the split, the sticky field and the shadow
+        (with how often its answers agreed with the callers')."""
+        import ray
+
+        from ..monitoring.aggregator import handle
+
+        rec, _ = actions.record(self.name)
+        counts = ray.get(handle().snapshot.remote(self.name, 60))["shadow"]
+        return traffic.describe(rec, counts)
+
+    def split(self, weights: dict[int, float], sticky: str | None = None) -> Any:
+        """Share requests between versions by weight, e.g. ``{1: 0.9, 2: 0.1}``.
+
+        ``sticky``: an input column; requests with the same value (or the same
+        ``x-jd-key`` header) always reach the same version while the weights stay.
+        """
+        return self._fresh(traffic.split(self.name, weights, sticky))
+
+    def shadow(self, version: int | None, rate: float = 1.0) -> Any:
+        """Mirror a share ``rate`` of requests to ``version`` after each caller's answer;
+        callers only ever get the live split's answers. ``None`` stops mirroring."""
+        return self._fresh(traffic.shadow(self.name, version, rate))
+
+    def promote(self) -> Any:
+        """All traffic to the newest version."""
+        return self._fresh(traffic.promote(self.name))
