@@ -151,6 +151,37 @@ class Deployment:
 
         return np.asarray(self._post("predict_proba", x)["predictions"])
 
+    def batch(
+        self,
+        data: Any,
+        output: str | None = None,
+        *,
+        keep: list[str] | tuple[str, ...] = (),
+        version: int | None = None,
+        method: str = "predict",
+        overwrite: bool = False,
+        workers: int | None = None,
+        progress: bool = True,
+    ) -> Any:
+        """Score a CSV/Parquet file, folder or glob (or a DataFrame) on the cluster.
+
+        Writes ``output`` (.parquet/.csv: ``keep`` columns, prediction(s), ``version``, in
+        input order) and ``<output>.errors.parquet`` (row, reason) for rows the endpoint
+        would refuse; returns a ``BatchResult``. Without ``output`` (DataFrame input) it
+        returns the scored DataFrame. See :func:`jupyter_deploy.batch.job.run`.
+        """
+        from ..batch import job
+        from ..batch.records import BatchTarget
+        from ..errors import BatchSpecError
+
+        self.refresh()
+        number = self.version if version is None else version
+        if number not in {v.version for v in self._record.versions}:
+            raise BatchSpecError(f"{self.name} has no version {number}; see .versions()")
+        target = BatchTarget.from_version(self.name, self._record.version(number))
+        return job.run(target, data, output, keep=keep, method=method, overwrite=overwrite,
+                       workers=workers, progress=progress)  # fmt: skip
+
     # -- lifecycle (delegates to the API so every front door shares one path) -----------
     def refresh(self) -> Deployment:
         from .actions import lookup
