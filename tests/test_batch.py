@@ -210,3 +210,26 @@ def test_cli_batch(tiny: tuple[Any, Any], tmp_path: Path) -> None:
     assert again.returncode == 1
     last = again.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and "--overwrite" in last, again.stderr
+
+
+def test_matrix_input_accepts_exactly_what_to_model_input_accepts() -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from jupyter_deploy._bento.runtime import Column, InputError, InputSchema, ModelRuntime
+
+    x = np.random.default_rng(10).normal(size=(50, 4))
+    model = LogisticRegression().fit(x, x[:, 0] > 0)
+    floats = [Column(f, "float", "float64") for f in FEATURES]
+    for frame in (True, False):
+        rt = ModelRuntime(model, InputSchema(floats, frame=frame), max_batch_rows=40)
+        fast = rt.matrix_input(x[:40])
+        assert (np.asarray(fast) == np.asarray(rt.to_model_input(x[:40].tolist()))).all()
+        for bad in (np.nan, np.inf):
+            y = x[:40].copy()
+            y[5, 2] = bad
+            assert rt.matrix_input(y) is None
+            with pytest.raises(InputError):
+                rt.to_model_input(y.tolist())
+        assert rt.matrix_input(x) is None  # more rows than the limit: the slow path says why
+    nullable = InputSchema([*floats[:3], Column("f3", "float", "float64", nullable=True)], True)
+    assert ModelRuntime(model, nullable).matrix_input(x) is None
