@@ -13,6 +13,8 @@ and stops it at the end. Figures, in one run on the same machine state:
   ``model.predict`` in this process, no validation, nothing written;
 * rows/s of ``dep.batch(path, output)``, cold (first job: actors start) and warm (second
   job), and their ratio to the reference;
+* marginal rows/s: the 10x job's extra rows over its extra seconds against the 1x job
+  (the fixed cost of starting workers and loading the Bento cancels out);
 * peak memory while a job runs (sum of RSS of this driver and every process of the
   cluster's session, sampled every 0.1 s, minus the sum before the job) for 1/10 of the
   rows and for all of them: streaming means the second is not ten times the first.
@@ -147,6 +149,12 @@ def main() -> int:
                               "ratio_to_reference": round(job.rows_per_s / ref, 4),
                               "peak_mb": round(mem.mb, 1)}  # fmt: skip
             print(label, figures[label], flush=True)
+        # Rows/s once the job runs: the fixed cost (worker processes, actor start, the
+        # Bento load) cancels out between the 1x and the 10x job.
+        extra = figures["large"]["seconds"] - figures["small"]["seconds"]
+        marginal = (args.rows - args.rows // 10) / extra if extra > 0 else float("nan")
+        figures["marginal_rows_per_s"] = round(marginal)
+        figures["marginal_ratio_to_reference"] = round(marginal / ref, 4)
         figures["memory_10x_over_1x"] = round(
             figures["large"]["peak_mb"] / max(figures["small"]["peak_mb"], 1.0), 2
         )
