@@ -94,6 +94,16 @@ class Scorer:
             return False  # the model refused a row: find it row by row
         return True
 
+    def score_rows(self, rows: list[Any]) -> tuple[Any, dict[int, str]]:
+        """Predictions of the good rows (in order; None if none) and each bad row's reason."""
+        import numpy as np
+
+        errors: dict[int, str] = {}
+        outs: list[Any] = []
+        if rows:
+            self._score(rows, 0, len(rows), errors, outs)
+        return (np.concatenate(outs) if outs else None), errors
+
     def _score(self, rows: list[Any], lo: int, hi: int, errors: dict[int, str], out: list[Any]):
         """Predict rows[lo:hi]; on refusal split until each bad row is alone and named."""
         try:
