@@ -233,3 +233,23 @@ def test_matrix_input_accepts_exactly_what_to_model_input_accepts() -> None:
         assert rt.matrix_input(x) is None  # more rows than the limit: the slow path says why
     nullable = InputSchema([*floats[:3], Column("f3", "float", "float64", nullable=True)], True)
     assert ModelRuntime(model, nullable).matrix_input(x) is None
+
+
+def test_job_that_cannot_load_its_bento_fails_in_one_line_and_writes_nothing(
+    tiny: tuple[Any, Any], tmp_path: Path
+) -> None:
+    import dataclasses
+
+    from jupyter_deploy.batch import job
+    from jupyter_deploy.batch.records import BatchTarget
+    from jupyter_deploy.errors import BatchFailedError
+
+    _, dep = tiny
+    target = BatchTarget.from_version(dep.name, dep.live)
+    missing = dataclasses.replace(target, bento_tag=f"{dep.name}:nosuchversion")
+    _rows(100, 11).to_parquet(tmp_path / "in.parquet")
+    with pytest.raises(BatchFailedError) as info:
+        job.run(missing, str(tmp_path / "in.parquet"), str(tmp_path / "out.parquet"),
+                progress=False)  # fmt: skip
+    assert "is not in the cluster registry" in str(info.value) and "\n" not in str(info.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.parquet"]
