@@ -105,6 +105,22 @@ def _logs(args: argparse.Namespace) -> Any:
     return frame.to_string(max_colwidth=60) if len(frame) else "No records."
 
 
+def _batch(args: argparse.Namespace) -> Any:
+    from .client import api
+
+    dep = api.get(args.name, address=args.address)
+    result = dep.batch(
+        args.input,
+        args.output,
+        keep=args.keep or (),
+        version=args.version,
+        method=args.method,
+        overwrite=args.overwrite,
+        progress=not args.json,
+    )
+    return result.to_dict()
+
+
 def _rollback(args: argparse.Namespace) -> Any:
     from .client import api
 
@@ -214,6 +230,15 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--version", type=int, help="version to export (default: the live one)")
     e.add_argument("--quantize", action="store_true", help="int8 dynamic quantisation (MLPs)")
     e.set_defaults(func=_export)
+    b = sub.add_parser("batch", help="Score a CSV/Parquet file, folder or glob on the cluster.")
+    b.add_argument("name")
+    b.add_argument("input", help="a .parquet/.csv file, a folder or a quoted glob")
+    b.add_argument("output", help="a .parquet or .csv file (failed rows: OUTPUT.errors.parquet)")
+    b.add_argument("--keep", nargs="+", metavar="COL", help="input columns to copy to the output")
+    b.add_argument("--version", type=int, help="version to score with (default: the live one)")
+    b.add_argument("--method", default="predict", choices=["predict", "predict_proba"])
+    b.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    b.set_defaults(func=_batch)
     sub.add_parser("config", help="Settings and their variables.").set_defaults(func=_config)
     r = sub.add_parser("run", help="Run a deployment notebook (exit 4: the gate failed).")
     r.add_argument("notebook", help="e.g. notebooks/deploy.ipynb")

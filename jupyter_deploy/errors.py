@@ -8,6 +8,10 @@ a traceback (see :mod:`jupyter_deploy.magics`).
 from __future__ import annotations
 
 __all__ = [
+    "BatchFailedError",
+    "BatchInputError",
+    "BatchOutputExistsError",
+    "BatchSpecError",
     "ClusterError",
     "DeploymentFailedError",
     "DeploymentNotFoundError",
@@ -131,3 +135,27 @@ def from_wire(data: tuple[str, str, int | None]) -> JupyterDeployError:
     Exception.__init__(err, message)
     err.status = cls.status if status is None else status
     return err
+
+
+class BatchSpecError(InvalidSpecError):
+    """A batch job's options are wrong (unknown column to keep, version, method, format)."""
+
+    status = 400
+
+
+class BatchInputError(JupyterDeployError):
+    """A batch job's input does not exist or cannot be read."""
+
+    status = 404
+
+
+class BatchOutputExistsError(JupyterDeployError):
+    """A batch job's output file exists and ``overwrite`` was not given."""
+
+    status = 409
+
+
+class BatchFailedError(JupyterDeployError):
+    """A batch job stopped (not a bad row: the cluster, the Bento or a file); nothing written."""
+
+    status = 500

@@ -180,6 +180,20 @@ class ModelRuntime:
         rows = [self._row(inst, i) for i, inst in enumerate(instances)]
         return self._frame(rows)
 
+    def matrix_input(self, x: Any) -> Any:
+        """The model input for a 2-D float array, or None if it needs the row-by-row checks.
+
+        Batch jobs' fast path: for a schema of non-nullable float columns, the rows of
+        ``x`` pass :meth:`to_model_input` exactly when every value is finite, which numpy
+        checks at once (the per-value loop costs ~20 ms per 8,192 rows). Anything else
+        (other kinds, a non-finite value, too many rows) returns None.
+        """
+        if not self._all_float or getattr(x, "ndim", 0) != 2 or x.dtype.kind != "f":
+            return None
+        if x.shape[1] != len(self.schema.columns) or not 0 < len(x) <= self.max_batch_rows:
+            return None
+        return self._frame(x) if np.isfinite(x).all() else None
+
     def _row(self, inst: Any, i: int) -> list[Any]:
         cols = self.schema.columns
         if isinstance(inst, dict):
