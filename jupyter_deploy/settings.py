@@ -35,6 +35,12 @@ class Settings:
     http_host: str = _setting(
         "127.0.0.1", "JD_HTTP_HOST: interface the endpoints listen on (0.0.0.0 for all)."
     )
+    expose_cluster: str = _setting(
+        "0",
+        "JD_EXPOSE_CLUSTER: 1 lets other machines reach the embedded Ray head (to add "
+        "nodes): it binds this machine's address instead of loopback only. Ray's token "
+        "(JD_HOME/ray-auth-token) is required either way; keep it secret.",
+    )
     http_port: str = _setting("8000", "JD_HTTP_PORT: port of the Ray Serve HTTP ingress.")
     proxy_location: str = _setting(
         "HeadOnly",

@@ -1,0 +1,120 @@
+"""Close the embedded cluster to the network: loopback sockets and Ray's token auth.
+
+A Ray cluster runs whatever code its callers send, so anyone who reaches its GCS or a
+worker's gRPC port owns the machine. By default the embedded head therefore
+
+- binds to loopback only. ``ray start --node-ip-address=127.0.0.1`` is not enough on
+  Linux: Ray 2.60 replaces a loopback node address by the machine's routable one
+  (``resolve_ip_for_localhost``) and then binds its servers to every interface. Ray keeps
+  loopback only in its single-machine mode (:data:`jupyter_deploy._ray.LOOPBACK_ONLY`).
+- requires Ray's token (``RAY_AUTH_MODE=token``): every gRPC call between Ray processes,
+  and every driver's, carries it. The token is a file under ``JD_HOME`` readable by its
+  owner only; every driver jupyter_deploy starts (kernels, the CLI, the panel's child,
+  papermill kernels) connects through :func:`jupyter_deploy.control.cluster.connect`,
+  which hands it over with :func:`use_token`.
+
+``JD_EXPOSE_CLUSTER=1`` is the explicit opt-in for a head other machines can join: it
+binds the machine's address, still with the token.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import stat
+from pathlib import Path
+
+from .. import _ray
+from ..errors import ClusterError
+from ..settings import Settings
+
+TOKEN_FILE = "ray-auth-token"
+
+
+def exposed(settings: Settings) -> bool:
+    """Whether the user opted in to a head reachable from other machines."""
+    return settings.expose_cluster == "1"
+
+
+def token_path(settings: Settings) -> Path:
+    return settings.home_path / TOKEN_FILE
+
+
+def ensure_token(settings: Settings) -> Path:
+    """The cluster's token file, created owner-only (0600) on first use.
+
+    Created with ``O_EXCL`` so a file planted at the path is never written into; an
+    existing one must belong to this user and be private, or it is refused.
+    """
+    path = token_path(settings)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        check_private(path, is_dir=False)
+        return path
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secrets.token_hex(32))  # Ray's own generator: 256 random bits, hex
+    return path
+
+
+def check_private(path: Path, is_dir: bool) -> None:
+    """Refuse ``path`` unless it is this user's own, not a symlink, with no group/other bits."""
+    info = os.lstat(path)
+    kind_ok = stat.S_ISDIR(info.st_mode) if is_dir else stat.S_ISREG(info.st_mode)
+    if not kind_ok or info.st_uid != os.getuid():
+        raise ClusterError(
+            f"{path} is not a {'directory' if is_dir else 'file'} owned by you; remove it "
+            "(someone may have planted it) and try again."
+        )
+    if info.st_mode & 0o077:
+        raise ClusterError(
+            f"{path} is readable by other users; run chmod go= {path} (or delete it) and try again."
+        )
+
+
+def head_args(settings: Settings) -> list[str]:
+    """``ray start`` arguments: the node's address (Ray's choice when exposed)."""
+    # Ray Client's server cannot be turned off from ``ray start`` (port 0 is refused);
+    # it binds the node address like the rest and is moved next to the GCS port so two
+    # embedded clusters on one machine do not collide.
+    client = f"--ray-client-server-port={int(settings.ray_port) + 1}"
+    return [client] if exposed(settings) else [client, "--node-ip-address=127.0.0.1"]
+
+
+def head_environment(settings: Settings) -> dict[str, str]:
+    """``ray start`` environment: token auth always, loopback binds unless exposed."""
+    env = _ray.token_auth_environment(str(ensure_token(settings)))
+    if not exposed(settings):
+        env.update(_ray.LOOPBACK_ONLY)
+    return env
+
+
+def use_token(settings: Settings) -> None:
+    """Make this process a driver of the embedded cluster: its token, in its environment.
+
+    Set in ``os.environ`` so processes this one starts (papermill kernels, Ray's own
+    helpers) inherit it; Ray's cached configuration is refreshed if Ray is loaded already.
+    """
+    path = token_path(settings)
+    if not path.exists():
+        raise ClusterError(
+            f"The embedded cluster's token {path} is missing; run `jupyter-deploy cluster "
+            "stop` then start it again."
+        )
+    check_private(path, is_dir=False)
+    os.environ.update(_ray.token_auth_environment(str(path)))
+    _ray.reload_auth_config()
+    _ray.keep_loopback(not exposed(settings))
+
+
+def forget_token() -> None:
+    """Undo :func:`use_token` before connecting to a cluster of the user's own.
+
+    That cluster's token, if any, is the user's to give (``RAY_AUTH_TOKEN`` and friends).
+    """
+    if os.environ.get(_ray.AUTH_TOKEN_PATH, "").endswith(TOKEN_FILE):
+        for name in _ray.token_auth_environment(""):
+            os.environ.pop(name, None)
+        _ray.reload_auth_config()
+        _ray.keep_loopback(False)
