@@ -21,6 +21,7 @@ __all__ = [
     "PredictionError",
     "RollbackError",
     "UnknownVariableError",
+    "UnsafePathError",
 ]
 
 
@@ -103,3 +104,9 @@ class GateFailedError(JupyterDeployError):
     """The candidate failed its quality gate; nothing was deployed, the live version serves."""
 
     status = 412
+
+
+class UnsafePathError(JupyterDeployError):
+    """A private file or folder (token, sockets, payload log) is someone else's or too open."""
+
+    status = 500

@@ -16,7 +16,7 @@ from conftest import wait_for
 
 from jupyter_deploy.control import lockdown
 from jupyter_deploy.control.cluster import session_pids
-from jupyter_deploy.errors import ClusterError
+from jupyter_deploy.errors import UnsafePathError
 from jupyter_deploy.settings import Settings, describe
 
 LOOPBACK = {"127.0.0.1", "::1", "::ffff:127.0.0.1"}
@@ -41,7 +41,7 @@ def test_token_file_is_private_and_reused(tmp_path: Path) -> None:
     assert len(token) == 64 and int(token, 16)
     assert lockdown.ensure_token(settings).read_text() == token
     path.chmod(0o644)
-    with pytest.raises(ClusterError, match="readable by other users"):
+    with pytest.raises(UnsafePathError, match="readable by other users"):
         lockdown.ensure_token(settings)
 
 
@@ -49,7 +49,7 @@ def test_a_planted_link_is_refused(tmp_path: Path) -> None:
     settings = Settings(home=str(tmp_path))
     (tmp_path / "elsewhere").write_text("x" * 64)
     lockdown.token_path(settings).symlink_to(tmp_path / "elsewhere")
-    with pytest.raises(ClusterError, match="not a file owned by you"):
+    with pytest.raises(UnsafePathError, match="not a file owned by you"):
         lockdown.ensure_token(settings)
 
 

@@ -13,10 +13,11 @@ endpoints do.
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 
-from .. import _ray
+from .. import _ray, private
 from ..settings import Settings
 
 LOOPBACK = ("127.0.0.1", "localhost")
@@ -55,15 +56,29 @@ def environment(settings: Settings) -> dict[str, str]:
         return dict(_ray.HAPROXY_OFF)
     low, high = (int(p) for p in settings.replica_ports.split("-"))
     side = ports(settings)
-    # Unix socket paths are limited to ~100 characters and Serve adds a 56-character node
-    # id below this directory, so it must stay short.
-    files = f"/tmp/jd-haproxy-{settings.http_port}"
+    files = str(runtime_dir(settings))
     # A stopping replica keeps serving this long so HAProxy deregisters it first. Ray's
     # default of 30 s held every redeploy and delete for 30 s; a reload here takes ~0.1 s.
     env = _ray.haproxy_environment((low, high), side, files, draining_s=5)
     if settings.http_host in LOOPBACK:
         env[_ray.HAPROXY_BINARY] = str(_write_wrapper(settings))
     return env
+
+
+def runtime_dir(settings: Settings) -> Path:
+    """HAProxy's config, admin socket and state files: a private (0700) per-user folder.
+
+    HAProxy's admin socket reconfigures the endpoints, so it must not sit in a folder
+    others can enter or pre-create (a fixed ``/tmp`` name could be planted by another
+    user). Unix socket paths are limited to ~100 characters and Serve adds a
+    56-character node id below this folder, so it stays short: ``$XDG_RUNTIME_DIR``
+    (per-user already) when its path is short, else ``/tmp/jd-<uid>``.
+    """
+    xdg = os.environ.get("XDG_RUNTIME_DIR", "")
+    short = xdg and len(xdg) <= 24 and Path(xdg).is_dir()
+    root = Path(xdg) / "jd" if short else Path(f"/tmp/jd-{os.getuid()}")
+    private.make_dir(root)
+    return private.make_dir(root / f"haproxy-{settings.http_port}")
 
 
 def _write_wrapper(settings: Settings) -> Path:

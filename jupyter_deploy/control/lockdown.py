@@ -21,10 +21,9 @@ from __future__ import annotations
 
 import os
 import secrets
-import stat
 from pathlib import Path
 
-from .. import _ray
+from .. import _ray, private
 from ..errors import ClusterError
 from ..settings import Settings
 
@@ -43,34 +42,15 @@ def token_path(settings: Settings) -> Path:
 def ensure_token(settings: Settings) -> Path:
     """The cluster's token file, created owner-only (0600) on first use.
 
-    Created with ``O_EXCL`` so a file planted at the path is never written into; an
-    existing one must belong to this user and be private, or it is refused.
+    Created exclusively, so a file planted at the path is never written into; an existing
+    one must be this user's and private, or it is refused.
     """
     path = token_path(settings)
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    except FileExistsError:
-        check_private(path, is_dir=False)
-        return path
-    with os.fdopen(fd, "w") as fh:
-        fh.write(secrets.token_hex(32))  # Ray's own generator: 256 random bits, hex
+    private.make_dir(path.parent)
+    # Ray's own generator: 256 random bits, hex
+    if not private.create_file(path, secrets.token_hex(32)):
+        private.check_file(path)
     return path
-
-
-def check_private(path: Path, is_dir: bool) -> None:
-    """Refuse ``path`` unless it is this user's own, not a symlink, with no group/other bits."""
-    info = os.lstat(path)
-    kind_ok = stat.S_ISDIR(info.st_mode) if is_dir else stat.S_ISREG(info.st_mode)
-    if not kind_ok or info.st_uid != os.getuid():
-        raise ClusterError(
-            f"{path} is not a {'directory' if is_dir else 'file'} owned by you; remove it "
-            "(someone may have planted it) and try again."
-        )
-    if info.st_mode & 0o077:
-        raise ClusterError(
-            f"{path} is readable by other users; run chmod go= {path} (or delete it) and try again."
-        )
 
 
 def head_args(settings: Settings) -> list[str]:
@@ -102,7 +82,7 @@ def use_token(settings: Settings) -> None:
             f"The embedded cluster's token {path} is missing; run `jupyter-deploy cluster "
             "stop` then start it again."
         )
-    check_private(path, is_dir=False)
+    private.check_file(path)
     os.environ.update(_ray.token_auth_environment(str(path)))
     _ray.reload_auth_config()
     _ray.keep_loopback(not exposed(settings))
