@@ -9,7 +9,7 @@ from ..control import cluster
 from ..monitoring import aggregator
 from ..progress import Progress
 from ..settings import Settings
-from ..spec import Autoscaling, DeploymentSpec, Resources, name_from_variable
+from ..spec import Autoscaling, DeploymentSpec, Resources, default, name_from_variable
 from . import actions
 from .deployment import Deployment
 
@@ -32,6 +32,8 @@ def deploy(
     reference: Any = None,
     log_sample_rate: float = 1.0,
     drift: dict[str, float] | None = None,
+    log_retention_days: int = default("log_retention_days"),
+    log_redact: tuple[str, ...] = default("log_redact"),
     address: str | None = None,
     namespace: dict[str, Any] | None = None,
     progress: bool = True,
@@ -67,6 +69,11 @@ def deploy(
         Share of requests written to the payload log, 0 to 1 (default 1: all of them).
     drift
         Drift thresholds: ``{"psi": 0.2, "p_value": 0.01, "min_count": 30}`` (defaults).
+    log_retention_days
+        Days of payload log kept; older days are deleted (default 30).
+    log_redact
+        Request fields (column names, e.g. ``["ssn"]``) removed from the payload log in
+        the replica, before the record leaves it.
     address
         Ray cluster address; default ``RAY_ADDRESS``, else the embedded local cluster.
     timeout
@@ -90,6 +97,8 @@ def deploy(
         monitoring=monitoring,
         log_sample_rate=log_sample_rate,
         drift=dict(drift or {}),
+        log_retention_days=log_retention_days,
+        log_redact=tuple(log_redact),
     )
     notebook = (namespace or {}).get("__session__")
     prog = Progress(f"deploy {name}", enabled=progress)

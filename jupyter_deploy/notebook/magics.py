@@ -15,6 +15,7 @@ from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from ..errors import JupyterDeployError
+from ..spec import default
 
 
 def _one_line_errors(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -57,6 +58,10 @@ class DeployMagics(Magics):
               "(default: the sample).")  # fmt: skip
     @argument("--log-sample-rate", type=float, default=1.0,
               help="Share of requests kept in the payload log (default 1, 0 = off).")  # fmt: skip
+    @argument("--log-retention-days", type=int, default=default("log_retention_days"),
+              help="Days of payload log kept (default %(default)s).")  # fmt: skip
+    @argument("--log-redact", metavar="FIELDS", default="",
+              help="Request fields kept out of the payload log: ssn,dob.")  # fmt: skip
     @argument("--rollback", metavar="NAME", help="Serve NAME's previous version again.")
     @line_magic
     @_one_line_errors
@@ -80,6 +85,8 @@ class DeployMagics(Magics):
             sample=sample,
             reference=reference,
             log_sample_rate=args.log_sample_rate,
+            log_retention_days=args.log_retention_days,
+            log_redact=tuple(f.strip() for f in args.log_redact.split(",") if f.strip()),
             min_replicas=args.min_replicas,
             max_replicas=args.max_replicas,
             target_ongoing_requests=args.target_ongoing_requests,
