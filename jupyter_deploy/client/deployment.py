@@ -68,8 +68,18 @@ class Deployment:
 
     @property
     def token(self) -> str | None:
-        """Bearer token clients send; None when the deployment was made with auth off."""
+        """Bearer token clients send; None when the deployment was made with auth off.
+
+        Only ever returned, never shown: what a cell displays is saved with the notebook,
+        so the displays use :attr:`masked_token` and ``$JD_TOKEN`` instead.
+        """
         return self._record.token if self.spec.get("auth", True) else None
+
+    @property
+    def masked_token(self) -> str:
+        """The token's first 4 characters, enough to tell tokens apart, for displays."""
+        token = self.token
+        return f"{token[:4]}{'•' * 8}" if token else "auth off"
 
     @property
     def version(self) -> int | None:
@@ -101,10 +111,14 @@ class Deployment:
         ]
 
     def curl(self, method: str = "predict") -> str:
-        """A ready-to-paste curl line for one instance of the input schema."""
+        """A ready-to-paste curl line for one instance of the input schema.
+
+        It reads the token from ``$JD_TOKEN`` (set it from ``dep.token``), so the line can
+        be shown, copied and saved without the secret.
+        """
         cols = self.live.meta.get("input_schema", {}).get("columns", [])
         example = {c["name"]: (0 if c["kind"] != "string" else "a") for c in cols}
-        auth = f" -H 'Authorization: Bearer {self.token}'" if self.token else ""
+        auth = ' -H "Authorization: Bearer $JD_TOKEN"' if self.token else ""
         body = json.dumps({"instances": [example]})
         return (
             f"curl -s -X POST {self.url}/{method}{auth} "
@@ -266,7 +280,9 @@ class Deployment:
             ("Status", html.escape(str(self._status.get("status", "")))),
             ("Replicas", f"{replicas.get('RUNNING', 0)} running "
                          f"(min {auto.get('min_replicas')}, max {auto.get('max_replicas')})"),
-            ("Token", f"<code>{html.escape(self.token)}</code>" if self.token else "auth off"),
+            ("Token", f"<code>{html.escape(self.masked_token)}</code> (in code: "
+                      "<code>dep.token</code>; for curl: <code>export JD_TOKEN=...</code>)"
+                      if self.token else "auth off"),
             ("Try it", f"<code style='white-space:pre-wrap'>{html.escape(self.curl())}</code>"),
         ]  # fmt: skip
         body = "".join(
