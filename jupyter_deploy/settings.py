@@ -62,6 +62,14 @@ class Settings:
         "JD_HA_PROXY: 1 runs Ray Serve's bundled HAProxy ingress on the embedded cluster "
         "(several times the throughput of the Python proxy); 0 uses the Python proxy.",
     )
+    tls_cert: str = _setting(
+        "",
+        "JD_TLS_CERT: PEM certificate (chain) for HTTPS endpoints on the embedded cluster; "
+        "HAProxy terminates TLS with it. Needs JD_TLS_KEY. Empty: plain HTTP.",
+    )
+    tls_key: str = _setting(
+        "", "JD_TLS_KEY: PEM private key of JD_TLS_CERT (read when the cluster starts)."
+    )
     replica_ports: str = _setting(
         "30000-30999",
         "JD_REPLICA_PORTS: port range of the replicas' own HTTP servers behind HAProxy "

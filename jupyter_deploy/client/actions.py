@@ -11,7 +11,7 @@ import contextlib
 import dataclasses
 from typing import Any
 
-from ..control import cluster
+from ..control import cluster, tls
 from ..control.registry import DeploymentRecord
 from ..errors import (
     DeploymentFailedError,
@@ -42,7 +42,8 @@ def base_url(info: cluster.ClusterInfo, settings: Settings) -> str:
     if settings.public_url:
         return settings.public_url.rstrip("/")
     host = "127.0.0.1" if info.http_host in ("0.0.0.0", "") else info.http_host
-    return f"http://{host}:{info.http_port}"
+    scheme = tls.scheme(settings) if info.embedded else "http"  # JD_TLS_*: embedded only
+    return f"{scheme}://{host}:{info.http_port}"
 
 
 def probe(url: str, token: str | None) -> Any:
