@@ -12,7 +12,6 @@ somewhere deep in a rollout. ``tests/test_versions.py`` guards the code-version 
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -172,18 +171,15 @@ LOOPBACK_ONLY = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 def keep_loopback(on: bool) -> None:
     """Make this driver keep ``127.0.0.1`` as the cluster's address, as the head does.
 
-    Ray reads :data:`LOOPBACK_ONLY` once, when it is imported; a kernel may have imported
-    it before, so the constant is set on the loaded module too (Ray reads it per call).
-    ``on=False`` undoes it, before a connection to a multi-node cluster.
+    Ray reads :data:`LOOPBACK_ONLY` once, when it is imported, and a kernel may have
+    imported it before; so the constant is set on the loaded module (Ray reads it per
+    call), and not in ``os.environ``, where it would stop a ``ray start`` this process
+    runs from joining a cluster. ``on=False`` restores Ray's own choice.
     """
     import ray._private.ray_constants as constants
 
-    for name, value in LOOPBACK_ONLY.items():
-        if on:
-            os.environ[name] = value
-        else:
-            os.environ.pop(name, None)
-    constants.ENABLE_RAY_CLUSTER = not on and not constants.IS_WINDOWS_OR_OSX
+    name, default = constants.ENABLE_RAY_CLUSTERS_ENV_VAR, not constants.IS_WINDOWS_OR_OSX
+    constants.ENABLE_RAY_CLUSTER = False if on else constants.env_bool(name, default)
 
 
 def token_auth_environment(token_path: str) -> dict[str, str]:

@@ -174,3 +174,29 @@ def test_the_cluster_refuses_a_peer_without_its_token(cluster: Any) -> None:
     assert _gcs_call(address, **wrong) == "REFUSED AuthenticationError"
     right = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(path)}
     assert _gcs_call(address, **right) == "ACCEPTED"
+
+
+SWITCH = """
+import os, sys
+from jupyter_deploy.control import lockdown
+from jupyter_deploy.settings import Settings
+settings = Settings(home=sys.argv[1])
+lockdown.ensure_token(settings)
+lockdown.use_token(settings)
+import ray._private.ray_constants as constants
+env = os.environ
+during = (env["RAY_AUTH_MODE"], env["RAY_AUTH_TOKEN_PATH"], constants.ENABLE_RAY_CLUSTER)
+lockdown.forget_token()
+after = (env.get("RAY_AUTH_MODE"), env.get("RAY_AUTH_TOKEN_PATH"), constants.ENABLE_RAY_CLUSTER)
+print(repr((during, after)))
+"""
+
+
+def test_leaving_the_embedded_cluster_gives_back_the_users_ray_settings(tmp_path: Path) -> None:
+    """A kernel that used the embedded cluster, then RAY_ADDRESS, gets its own auth back."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env["RAY_AUTH_MODE"] = "disabled"  # the user's own choice, for their own cluster
+    out = subprocess.run([sys.executable, "-c", SWITCH, str(tmp_path)], env=env,
+                         capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
+    path = str(tmp_path / lockdown.TOKEN_FILE)
+    assert out.stdout.strip() == repr((("token", path, False), ("disabled", None, True)))

@@ -70,12 +70,18 @@ def head_environment(settings: Settings) -> dict[str, str]:
     return env
 
 
+# What use_token replaced in os.environ, so forget_token can put the user's values back.
+_replaced: dict[str, str | None] | None = None
+
+
 def use_token(settings: Settings) -> None:
     """Make this process a driver of the embedded cluster: its token, in its environment.
 
-    Set in ``os.environ`` so processes this one starts (papermill kernels, Ray's own
-    helpers) inherit it; Ray's cached configuration is refreshed if Ray is loaded already.
+    Ray's C++ core reads ``RAY_AUTH_*`` from the environment, so they are set in
+    ``os.environ`` (children inherit them; papermill kernels connect through here anyway)
+    and Ray's cached configuration is refreshed if Ray is loaded already.
     """
+    global _replaced
     path = token_path(settings)
     if not path.exists():
         raise ClusterError(
@@ -83,7 +89,10 @@ def use_token(settings: Settings) -> None:
             "stop` then start it again."
         )
     private.check_file(path)
-    os.environ.update(_ray.token_auth_environment(str(path)))
+    wanted = _ray.token_auth_environment(str(path))
+    if _replaced is None:
+        _replaced = {name: os.environ.get(name) for name in wanted}
+    os.environ.update(wanted)
     _ray.reload_auth_config()
     _ray.keep_loopback(not exposed(settings))
 
@@ -91,10 +100,17 @@ def use_token(settings: Settings) -> None:
 def forget_token() -> None:
     """Undo :func:`use_token` before connecting to a cluster of the user's own.
 
-    That cluster's token, if any, is the user's to give (``RAY_AUTH_TOKEN`` and friends).
+    That cluster's token, if any, is the user's to give (``RAY_AUTH_TOKEN`` and friends):
+    the values this process had before are put back.
     """
-    if os.environ.get(_ray.AUTH_TOKEN_PATH, "").endswith(TOKEN_FILE):
-        for name in _ray.token_auth_environment(""):
+    global _replaced
+    if _replaced is None:
+        return
+    for name, value in _replaced.items():
+        if value is None:
             os.environ.pop(name, None)
-        _ray.reload_auth_config()
-        _ray.keep_loopback(False)
+        else:
+            os.environ[name] = value
+    _replaced = None
+    _ray.reload_auth_config()
+    _ray.keep_loopback(False)
