@@ -46,7 +46,8 @@ def ensure_token(settings: Settings) -> Path:
     one must be this user's and private, or it is refused.
     """
     path = token_path(settings)
-    private.make_dir(path.parent)
+    if not path.parent.exists():  # a new JD_HOME is private; an existing one is left as is
+        private.make_dir(path.parent)
     # Ray's own generator: 256 random bits, hex
     if not private.create_file(path, secrets.token_hex(32)):
         private.check_file(path)
