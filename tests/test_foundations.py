@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -53,6 +54,34 @@ def test_import_is_light() -> None:
     assert out.stdout.strip() == "[]"
 
 
+def test_haproxy_files_live_in_a_private_folder_no_one_else_can_plant(monkeypatch: Any) -> None:
+    import tempfile
+
+    from jupyter_deploy.control import ingress
+    from jupyter_deploy.errors import UnsafePathError
+
+    runtime = Path(tempfile.mkdtemp(prefix="jd", dir="/tmp"))  # short, like /run/user/<uid>
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    s = Settings.from_env({"JD_HTTP_PORT": "8480"})
+    try:
+        (runtime / "elsewhere").mkdir()
+        (runtime / "jd").symlink_to(runtime / "elsewhere")  # planted: a link to follow
+        with pytest.raises(UnsafePathError, match="not a directory owned by you"):
+            ingress.runtime_dir(s)
+        (runtime / "jd").unlink()
+        (runtime / "jd").mkdir(mode=0o777)
+        (runtime / "jd").chmod(0o777)  # ours but open (an older version): tightened
+        folder = ingress.runtime_dir(s)
+        assert folder == runtime / "jd" / "haproxy-8480"
+        assert all(p.stat().st_mode & 0o777 == 0o700 for p in (folder, folder.parent))
+        if os.getuid() == 0:  # only root can give a folder away to show the refusal
+            os.chown(folder, 12345, 12345)
+            with pytest.raises(UnsafePathError, match="not a directory owned by you"):
+                ingress.runtime_dir(s)
+    finally:
+        shutil.rmtree(runtime)
+
+
 def test_ingress_ports_follow_the_http_port(tmp_path: Any) -> None:
     from jupyter_deploy.control import ingress
 
@@ -62,7 +91,11 @@ def test_ingress_ports_follow_the_http_port(tmp_path: Any) -> None:
     assert env["RAY_SERVE_ENABLE_HA_PROXY"] == "1"
     assert env["RAY_SERVE_HAPROXY_STATS_PORT"] == "8884"
     assert env["RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT"] == "32000"
-    assert len(env["RAY_SERVE_HAPROXY_SOCKET_PATH"]) + 57 < 100  # unix socket path limit
+    sock = Path(env["RAY_SERVE_HAPROXY_SOCKET_PATH"])
+    assert len(str(sock)) + 57 < 100  # unix socket path limit
+    assert (
+        sock.parent.stat().st_mode & 0o777
+    ) == 0o700 and sock.parent.stat().st_uid == os.getuid()
     wrapper = env["RAY_SERVE_HAPROXY_BINARY_PATH"]
     assert os.access(wrapper, os.X_OK) and "127.0.0.1" in Path(wrapper).read_text()
     off = ingress.environment(Settings.from_env({"JD_HA_PROXY": "0"}))

@@ -34,6 +34,8 @@ def deploy(
     reference: Any = None,
     log_sample_rate: float = DeploymentSpec.log_sample_rate,
     drift: dict[str, float] | None = None,
+    log_retention_days: int = DeploymentSpec.log_retention_days,
+    log_redact: tuple[str, ...] = DeploymentSpec.log_redact,
     shadow: float | None = None,
     address: str | None = None,
     namespace: dict[str, Any] | None = None,
@@ -70,6 +72,11 @@ def deploy(
         Share of requests written to the payload log, 0 to 1 (default 1: all of them).
     drift
         Drift thresholds: ``{"psi": 0.2, "p_value": 0.01, "min_count": 30}`` (defaults).
+    log_retention_days
+        Days of payload log kept; older days are deleted (default 30).
+    log_redact
+        Request fields (column names, e.g. ``["ssn"]``) removed from the payload log in
+        the replica, before the record leaves it.
     shadow
         Deploy the new version as a shadow of the live one: it gets a copy of this share of
         the requests after each caller's answer; callers only ever see the live answers.
@@ -96,6 +103,8 @@ def deploy(
         monitoring=monitoring,
         log_sample_rate=log_sample_rate,
         drift=dict(drift or {}),
+        log_retention_days=log_retention_days,
+        log_redact=tuple(log_redact),
     )
     notebook = (namespace or {}).get("__session__")
     prog = Progress(f"deploy {name}", enabled=progress)

@@ -12,8 +12,9 @@ import time
 from typing import Any
 
 from ..control.records import DeploymentRecord, VersionRecord
-from ..errors import ExportError, PredictionError
+from ..errors import PredictionError
 from .lifecycle import Lifecycle
+from .runners import Runners
 
 
 def _instances(x: Any) -> list[Any]:
@@ -50,7 +51,7 @@ def _epoch(when: Any) -> float | None:
     raise TypeError(f"cannot read a time from {when!r}")
 
 
-class Deployment(Lifecycle):
+class Deployment(Lifecycle, Runners):
     """A deployed model. Obtain one from :func:`jupyter_deploy.deploy` or ``get``."""
 
     def __init__(self, record: DeploymentRecord, base_url: str, status: dict[str, Any]) -> None:
@@ -69,8 +70,18 @@ class Deployment(Lifecycle):
 
     @property
     def token(self) -> str | None:
-        """Bearer token clients send; None when the deployment was made with auth off."""
+        """Bearer token clients send; None when the deployment was made with auth off.
+
+        Only ever returned, never shown: what a cell displays is saved with the notebook,
+        so the displays use :attr:`masked_token` and ``$JD_TOKEN`` instead.
+        """
         return self._record.token if self.spec.get("auth", True) else None
+
+    @property
+    def masked_token(self) -> str:
+        """The token's first 4 characters, enough to tell tokens apart, for displays."""
+        token = self.token
+        return f"{token[:4]}{'•' * 8}" if token else "auth off"
 
     @property
     def version(self) -> int | None:
@@ -102,10 +113,14 @@ class Deployment(Lifecycle):
         ]
 
     def curl(self, method: str = "predict") -> str:
-        """A ready-to-paste curl line for one instance of the input schema."""
+        """A ready-to-paste curl line for one instance of the input schema.
+
+        It reads the token from ``$JD_TOKEN`` (set it from ``dep.token``), so the line can
+        be shown, copied and saved without the secret.
+        """
         cols = self.live.meta.get("input_schema", {}).get("columns", [])
         example = {c["name"]: (0 if c["kind"] != "string" else "a") for c in cols}
-        auth = f" -H 'Authorization: Bearer {self.token}'" if self.token else ""
+        auth = ' -H "Authorization: Bearer $JD_TOKEN"' if self.token else ""
         body = json.dumps({"instances": [example]})
         return (
             f"curl -s -X POST {self.url}/{method}{auth} "
@@ -151,86 +166,6 @@ class Deployment(Lifecycle):
         import numpy as np
 
         return np.asarray(self._post("predict_proba", x)["predictions"])
-
-    def export(
-        self,
-        format: str,
-        path: str,
-        *,
-        version: int | None = None,
-        quantize: bool = False,
-        sample: Any = None,
-    ) -> Any:
-        """Write the live (or ``version``'s) Bento as ``format`` (``onnx`` or ``bento``).
-
-        ``onnx`` returns a :class:`~jupyter_deploy.export.parity.ParityReport` (also
-        written beside the graph) and refuses, writing nothing, when the graph would not
-        answer like the model; ``sample=`` gives the rows to check on (default: rows drawn
-        from the Bento's reference profile). ``bento`` returns the archive's path.
-        """
-        from ..export import export
-
-        tags = {v["version"]: v["bento_tag"] for v in self.versions()}
-        if version is not None and version not in tags:
-            raise ExportError(f"{self.name} has no version {version}; it has {sorted(tags)}.")
-        tag = self.bento_tag if version is None else tags[version]
-        options: dict[str, Any] = {"quantize": quantize, "sample": sample}
-        if format != "onnx":  # passed on only if set, so the format can refuse them
-            options = {k: v for k, v in options.items() if v is not None and v is not False}
-        return export(tag, format, path, **options)
-
-    def batch(
-        self,
-        data: Any,
-        output: str | None = None,
-        *,
-        keep: list[str] | tuple[str, ...] = (),
-        version: int | None = None,
-        method: str = "predict",
-        overwrite: bool = False,
-        workers: int | None = None,
-        progress: bool = True,
-    ) -> Any:
-        """Score a CSV/Parquet file, folder or glob (or a DataFrame) on the cluster.
-
-        Writes ``output`` (.parquet/.csv: ``keep`` columns, prediction(s), ``version``, in
-        input order) and ``<output>.errors.parquet`` (row, reason) for rows the endpoint
-        would refuse; returns a ``BatchResult``. Without ``output`` (DataFrame input) it
-        returns the scored DataFrame. See :func:`jupyter_deploy.batch.job.run`.
-        """
-        from ..batch import job
-
-        return job.run(self._target(version), data, output, keep=keep, method=method,
-                       overwrite=overwrite, workers=workers, progress=progress)  # fmt: skip
-
-    def stream(self, url: str, input: str, output: str, *, version: int | None = None,
-               consumers: int = 1, method: str = "predict", **options: Any) -> Any:  # fmt: skip
-        """Score a Redis stream (``XREADGROUP``) into another, on the cluster.
-
-        Each message's ``data`` field (JSON record) or its fields are one instance; the
-        answer (``prediction``, ``version``, ``source_id``) is added to ``output`` and the
-        input acknowledged together; refused messages go to ``<input>:dead`` with their
-        reason. Returns a ``StreamJob`` (``stats()``, ``stop()``). See
-        :func:`jupyter_deploy.stream.consumer.start` for ``options``.
-        """
-        from ..stream.broker import RedisStreams
-        from ..stream.consumer import start
-
-        config = RedisStreams(url, input, output, options.pop("group", "jupyter_deploy"),
-                              options.pop("dead_letter", ""))  # fmt: skip
-        return start(self._target(version), config, consumers=consumers, method=method,
-                     **options)  # fmt: skip
-
-    def _target(self, version: int | None) -> Any:
-        """The version (default: live) as the batch and stream runners load it."""
-        from ..batch.records import BatchTarget
-        from ..errors import BatchSpecError
-
-        self.refresh()
-        number = self.version if version is None else version
-        if number not in {v.version for v in self._record.versions}:
-            raise BatchSpecError(f"{self.name} has no version {number}; see .versions()")
-        return BatchTarget.from_version(self.name, self._record.version(number))
 
     # -- lifecycle (delegates to the API so every front door shares one path) -----------
     def refresh(self) -> Deployment:
@@ -330,7 +265,9 @@ class Deployment(Lifecycle):
             ("Status", html.escape(str(self._status.get("status", "")))),
             ("Replicas", f"{replicas.get('RUNNING', 0)} running "
                          f"(min {auto.get('min_replicas')}, max {auto.get('max_replicas')})"),
-            ("Token", f"<code>{html.escape(self.token)}</code>" if self.token else "auth off"),
+            ("Token", f"<code>{html.escape(self.masked_token)}</code> (in code: "
+                      "<code>dep.token</code>; for curl: <code>export JD_TOKEN=...</code>)"
+                      if self.token else "auth off"),
             ("Try it", f"<code style='white-space:pre-wrap'>{html.escape(self.curl())}</code>"),
         ]  # fmt: skip
         body = "".join(

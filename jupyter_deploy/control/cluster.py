@@ -25,6 +25,7 @@ from typing import Any
 from .. import _ray
 from ..errors import ClusterError
 from ..settings import Settings
+from . import lockdown, tls
 
 _log = logging.getLogger(__name__)
 
@@ -92,6 +93,7 @@ def _head_env(settings: Settings) -> dict[str, str]:
     env.pop("RAY_ADDRESS", None)
     env["RAY_USAGE_STATS_ENABLED"] = "0"
     env.update(ingress.environment(settings))
+    env.update(lockdown.head_environment(settings))
     return env
 
 
@@ -105,10 +107,9 @@ def start_embedded(settings: Settings, log: Any = None) -> ClusterInfo:
         logfile = home / "ray-head.log"
         cmd = [
             sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block",
-            f"--port={settings.ray_port}", "--node-ip-address=127.0.0.1",
-            # Ray's other fixed defaults (10001, 52365), moved next to the GCS port so two
+            f"--port={settings.ray_port}", *lockdown.head_args(settings),
+            # Ray's other fixed default (52365), moved next to the GCS port so two
             # embedded clusters on one machine do not collide.
-            f"--ray-client-server-port={int(settings.ray_port) + 1}",
             f"--dashboard-agent-listen-port={int(settings.ray_port) + 2}",
             "--include-dashboard=false", "--disable-usage-stats",
             f"--num-cpus={settings.cpus():g}",
@@ -215,7 +216,8 @@ def base_url(info: ClusterInfo, settings: Settings) -> str:
     if settings.public_url:
         return settings.public_url.rstrip("/")
     host = "127.0.0.1" if info.http_host in ("0.0.0.0", "") else info.http_host
-    return f"http://{host}:{info.http_port}"
+    scheme = tls.scheme(settings) if info.embedded else "http"  # JD_TLS_*: embedded only
+    return f"{scheme}://{host}:{info.http_port}"
 
 
 _connected: ClusterInfo | None = None
@@ -234,12 +236,14 @@ def connect(address: str | None = None, settings: Settings | None = None) -> Clu
     if ray.is_initialized():
         ray.shutdown()
     if target:
+        lockdown.forget_token()
         info = ClusterInfo(
             address=target, embedded=False, http_host=settings.http_host,
             http_port=settings.http_port_int, proxy_location=settings.proxy_location,
         )  # fmt: skip
     else:
         info = start_embedded(settings)
+        lockdown.use_token(settings)
     try:
         ray.init(
             address=info.address, namespace=_ray.NAMESPACE, log_to_driver=False,

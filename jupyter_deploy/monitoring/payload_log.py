@@ -5,6 +5,10 @@ detached actor on the head node, which appends them as JSON lines to one file pe
 deployment and UTC day under ``$JD_HOME/payloads/<name>/``. The files are the log: they
 outlive replicas, kernels and the actor itself, and any kernel reads them back through
 the actor (:func:`read_frame`), so a multi-node cluster needs no shared disk.
+
+Request bodies are personal data more often than not: folders are ``0700`` and files
+``0600`` (:mod:`jupyter_deploy.private`), and day files older than the deployment's
+``log_retention_days`` are deleted when its replicas next write (checked once an hour).
 """
 
 from __future__ import annotations
@@ -15,6 +19,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .. import private
+
+PRUNE_EVERY_S = 3600.0
 PAYLOAD_LOG_NAME = "jupyter_deploy_payloads"
 # "shadow" is True for a shadow version's answer (logged under the caller's request id).
 COLUMNS = ["time", "request_id", "version", "method", "status", "latency_ms", "rows",
@@ -29,26 +36,49 @@ class PayloadLog:
 
         self.root = Path(root) if root else Path(Settings.from_env().home) / "payloads"
         self._dropped: dict[str, int] = {}
+        self._pruned: dict[str, float] = {}  # when each deployment's files were last pruned
 
     def _dir(self, name: str) -> Path:
         if "/" in name or name.startswith("."):
             raise ValueError(f"bad deployment name {name!r}")
         return self.root / name
 
-    def append(self, name: str, records: list[dict[str, Any]], dropped: int = 0) -> int:
-        """Append ``records`` (each with a ``time``) to the day files; count drops reported."""
+    def append(
+        self,
+        name: str,
+        records: list[dict[str, Any]],
+        dropped: int = 0,
+        retention_days: int | None = None,
+    ) -> int:
+        """Append ``records`` (each with a ``time``) to the day files; count drops reported.
+
+        With ``retention_days``, older day files are deleted (at most once an hour).
+        """
         if dropped:
             self._dropped[name] = self._dropped.get(name, 0) + dropped
         by_day: dict[str, list[str]] = {}
         for rec in records:
             day = time.strftime("%Y-%m-%d", time.gmtime(rec["time"]))
             by_day.setdefault(day, []).append(json.dumps(rec, separators=(",", ":")))
-        folder = self._dir(name)
-        folder.mkdir(parents=True, exist_ok=True)
+        private.make_dir(self.root)
+        folder = private.make_dir(self._dir(name))
         for day, lines in by_day.items():
-            with open(folder / f"{day}.jsonl", "a", encoding="utf-8") as f:
-                f.write("\n".join(lines) + "\n")
+            private.append_text(folder / f"{day}.jsonl", "\n".join(lines) + "\n")
+        now = time.time()
+        if retention_days and now - self._pruned.get(name, 0.0) >= PRUNE_EVERY_S:
+            self.prune(name, retention_days, now)
         return len(records)
+
+    def prune(self, name: str, retention_days: int, now: float | None = None) -> list[str]:
+        """Delete ``name``'s day files older than ``retention_days`` days; their names."""
+        now = time.time() if now is None else now
+        self._pruned[name] = now
+        cutoff = time.strftime("%Y-%m-%d", time.gmtime(now - retention_days * 86400))
+        folder = self._dir(name)
+        gone = [p for p in folder.glob("*.jsonl") if p.stem < cutoff] if folder.is_dir() else []
+        for path in gone:
+            path.unlink(missing_ok=True)
+        return sorted(p.name for p in gone)
 
     def read(
         self, name: str, since: float | None = None, until: float | None = None, limit: int = 0

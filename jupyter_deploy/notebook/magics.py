@@ -68,6 +68,10 @@ class DeployMagics(Magics):
     @argument("--log-sample-rate", type=float, default=_SPEC.log_sample_rate,
               help="Share of requests kept in the payload log "
               f"(default {_SPEC.log_sample_rate:g}, 0 = off).")  # fmt: skip
+    @argument("--log-retention-days", type=int, default=_SPEC.log_retention_days,
+              help="Days of payload log kept (default %(default)s).")  # fmt: skip
+    @argument("--log-redact", metavar="FIELDS", default="",
+              help="Request fields kept out of the payload log: ssn,dob.")  # fmt: skip
     @argument("--rollback", metavar="NAME", help="Serve NAME's previous version again.")
     @line_magic
     @_one_line_errors
@@ -91,6 +95,8 @@ class DeployMagics(Magics):
             sample=sample,
             reference=reference,
             log_sample_rate=args.log_sample_rate,
+            log_retention_days=args.log_retention_days,
+            log_redact=tuple(f.strip() for f in args.log_redact.split(",") if f.strip()),
             min_replicas=args.min_replicas,
             max_replicas=args.max_replicas,
             target_ongoing_requests=args.target_ongoing_requests,

@@ -82,7 +82,9 @@ class ModelReplica:
         if self._aggregator is not None:
             self._telemetry = Telemetry(self.name, self._replica_id, self._aggregator,
                                         config.get("log_sample_rate", 1.0),
-                                        config.get("drift_thresholds", {}))  # fmt: skip
+                                        config.get("drift_thresholds", {}),
+                                        config.get("log_redact", ()),
+                                        config.get("log_retention_days", 30))  # fmt: skip
         self._versions = Versions(self.name, self._load, self._report)
         self._shadows: set[asyncio.Task[None]] = set()  # kept alive until they finish
 

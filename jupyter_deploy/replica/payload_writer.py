@@ -6,11 +6,15 @@ A prediction must never wait for, or fail because of, the audit log. So
 log actor (:mod:`jupyter_deploy.payload_log`) every :data:`SEND_S` seconds without
 waiting for the answer. At most :data:`IN_FLIGHT` batches may be unanswered: when the
 sink is slow or gone, batches stay in the buffer, then new records are dropped.
+
+Fields named in the spec's ``log_redact`` are removed from request bodies before a batch
+leaves the replica (:func:`redact`), at shipping time so the request never pays for it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 import time
@@ -22,6 +26,36 @@ SEND_S = 0.5
 IN_FLIGHT = 4
 MAX_BODY_CHARS = 100_000  # longer bodies are cut (and marked) so one request cannot flood
 _log = logging.getLogger("ray.serve")
+# What a body becomes when redaction is on and it cannot be read as {"instances": [...]}:
+# an unparsed body may hold the very fields to drop.
+WITHHELD = "[withheld: not a JSON instances body, and redaction is on]"
+
+
+def redact(text: str, fields: frozenset[str], columns: list[str] | None) -> str:
+    """``text`` (a request body) without ``fields``: dropped from records, nulled in rows.
+
+    Rows (lists in the schema's column order) keep their length so every value still
+    lines up with its column.
+    """
+    try:
+        payload = json.loads(text)
+    except ValueError:
+        return WITHHELD
+    instances = payload.get("instances") if isinstance(payload, dict) else None
+    if not isinstance(instances, list):
+        return WITHHELD
+    hidden = {i for i, c in enumerate(columns or []) if c in fields}
+    out: list[Any] = []
+    for inst in instances:
+        if isinstance(inst, dict):
+            out.append({k: v for k, v in inst.items() if k not in fields})
+        elif isinstance(inst, list):
+            if columns is None:
+                return WITHHELD
+            out.append([None if i in hidden else v for i, v in enumerate(inst)])
+        else:
+            out.append(inst)
+    return json.dumps({**payload, "instances": out}, separators=(",", ":"))
 
 
 def _text(body: bytes) -> str:
@@ -41,8 +75,11 @@ class PayloadWriter:
         sample_rate: float,
         send: Callable[[list[dict[str, Any]], int], Any],
         done: Callable[[Any], bool],
+        redact_fields: frozenset[str] = frozenset(),
     ) -> None:
         self.sample_rate = sample_rate
+        self.redact_fields = redact_fields
+        self.columns: dict[int, list[str]] = {}  # each loaded version's input columns
         self._send, self._done = send, done
         self._buffer: list[dict[str, Any]] = []
         self._in_flight: list[Any] = []
@@ -90,6 +127,10 @@ class PayloadWriter:
             return
         batch, self._buffer = self._buffer, []
         dropped, self.dropped = self.dropped, 0
+        if self.redact_fields:
+            for rec in batch:
+                columns = self.columns.get(rec["version"])
+                rec["request"] = redact(rec["request"], self.redact_fields, columns)
         try:
             self._in_flight.append(self._send(batch, dropped))
         except Exception:  # the sink is gone: these records are lost, serving goes on

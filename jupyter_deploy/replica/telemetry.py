@@ -27,8 +27,9 @@ _log = logging.getLogger("ray.serve")
 class _PayloadSink:
     """Sends batches to the payload log actor; finds (or recreates) it after a failure."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, retention_days: int) -> None:
         self.name = name
+        self.retention_days = retention_days
         self._actor: Any = None
 
     def send(self, records: list[dict[str, Any]], dropped: int) -> Any:
@@ -36,7 +37,7 @@ class _PayloadSink:
 
         if self._actor is None:
             self._actor = payload_log.handle()
-        return self._actor.append.remote(self.name, records, dropped)
+        return self._actor.append.remote(self.name, records, dropped, self.retention_days)
 
     def done(self, ref: Any) -> bool:
         import ray
@@ -62,6 +63,8 @@ class Telemetry:
         aggregator: Any,
         log_sample_rate: float,
         thresholds: dict[str, Any],
+        log_redact: list[str] | tuple[str, ...] = (),
+        log_retention_days: int = 30,
     ) -> None:
         self.name = name
         self.aggregator = aggregator
@@ -71,15 +74,19 @@ class Telemetry:
             lambda version, counts: aggregator.push.remote(name, version, replica, counts),
             self.observations,
         )
-        sink = _PayloadSink(name)
+        sink = _PayloadSink(name, log_retention_days)
         self.payloads = (
-            PayloadWriter(log_sample_rate, sink.send, sink.done) if log_sample_rate > 0 else None
+            PayloadWriter(log_sample_rate, sink.send, sink.done, frozenset(log_redact))
+            if log_sample_rate > 0
+            else None
         )
 
     def loaded(self, state: LoadedVersion) -> None:
         """Register a freshly loaded version's reference profiles (for drift)."""
         from ..monitoring.profile import ReferenceProfile
 
+        if self.payloads is not None:
+            self.payloads.columns[state.version] = list(state.runtime.schema.names)
         ref = state.reference or {}
         inputs, outputs = ref.get("inputs"), ref.get("predictions")
         self.observations.references[state.version] = VersionReference(

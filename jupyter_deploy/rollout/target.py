@@ -44,6 +44,8 @@ def replica_settings(target: Target) -> dict[str, Any]:
         "monitoring": spec.monitoring,
         "log_sample_rate": spec.log_sample_rate if spec.monitoring else 0.0,
         "drift_thresholds": dict(spec.drift),
+        "log_retention_days": spec.log_retention_days,
+        "log_redact": list(spec.log_redact),
         "resources": asdict(spec.resources),
         "jupyter_deploy": __version__,
     }

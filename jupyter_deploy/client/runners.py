@@ -1,0 +1,116 @@
+"""The other runners of a deployment's Bento: export, batch and stream.
+
+They load the very Bento the endpoint serves, with the same runtime and validation;
+``Deployment`` inherits these methods.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..control.records import DeploymentRecord
+from ..errors import ExportError
+
+
+class Runners:
+    """Export, batch and stream of one deployment; mixed into ``Deployment``."""
+
+    _record: DeploymentRecord
+
+    @property
+    def name(self) -> str:
+        raise NotImplementedError  # Deployment's
+
+    @property
+    def bento_tag(self) -> str:
+        raise NotImplementedError  # Deployment's
+
+    @property
+    def version(self) -> int | None:
+        raise NotImplementedError  # Deployment's
+
+    def versions(self) -> list[dict[str, Any]]:
+        raise NotImplementedError  # Deployment's
+
+    def refresh(self) -> Any:
+        raise NotImplementedError  # Deployment's
+
+    def export(
+        self,
+        format: str,
+        path: str,
+        *,
+        version: int | None = None,
+        quantize: bool = False,
+        sample: Any = None,
+    ) -> Any:
+        """Write the live (or ``version``'s) Bento as ``format`` (``onnx`` or ``bento``).
+
+        ``onnx`` returns a :class:`~jupyter_deploy.export.parity.ParityReport` (also
+        written beside the graph) and refuses, writing nothing, when the graph would not
+        answer like the model; ``sample=`` gives the rows to check on (default: rows drawn
+        from the Bento's reference profile). ``bento`` returns the archive's path.
+        """
+        from ..export import export
+
+        tags = {v["version"]: v["bento_tag"] for v in self.versions()}
+        if version is not None and version not in tags:
+            raise ExportError(f"{self.name} has no version {version}; it has {sorted(tags)}.")
+        tag = self.bento_tag if version is None else tags[version]
+        options: dict[str, Any] = {"quantize": quantize, "sample": sample}
+        if format != "onnx":  # passed on only if set, so the format can refuse them
+            options = {k: v for k, v in options.items() if v is not None and v is not False}
+        return export(tag, format, path, **options)
+
+    def batch(
+        self,
+        data: Any,
+        output: str | None = None,
+        *,
+        keep: list[str] | tuple[str, ...] = (),
+        version: int | None = None,
+        method: str = "predict",
+        overwrite: bool = False,
+        workers: int | None = None,
+        progress: bool = True,
+    ) -> Any:
+        """Score a CSV/Parquet file, folder or glob (or a DataFrame) on the cluster.
+
+        Writes ``output`` (.parquet/.csv: ``keep`` columns, prediction(s), ``version``, in
+        input order) and ``<output>.errors.parquet`` (row, reason) for rows the endpoint
+        would refuse; returns a ``BatchResult``. Without ``output`` (DataFrame input) it
+        returns the scored DataFrame. See :func:`jupyter_deploy.batch.job.run`.
+        """
+        from ..batch import job
+
+        return job.run(self._target(version), data, output, keep=keep, method=method,
+                       overwrite=overwrite, workers=workers, progress=progress)  # fmt: skip
+
+    def stream(self, url: str, input: str, output: str, *, version: int | None = None,
+               consumers: int = 1, method: str = "predict", **options: Any) -> Any:  # fmt: skip
+        """Score a Redis stream (``XREADGROUP``) into another, on the cluster.
+
+        Each message's ``data`` field (JSON record) or its fields are one instance; the
+        answer (``prediction``, ``version``, ``source_id``) is added to ``output`` and the
+        input acknowledged together; refused messages go to ``<input>:dead`` with their
+        reason. Returns a ``StreamJob`` (``stats()``, ``stop()``). See
+        :func:`jupyter_deploy.stream.consumer.start` for ``options``.
+        """
+        from ..stream.broker import RedisStreams
+        from ..stream.consumer import start
+
+        config = RedisStreams(url, input, output, options.pop("group", "jupyter_deploy"),
+                              options.pop("dead_letter", ""))  # fmt: skip
+        return start(self._target(version), config, consumers=consumers, method=method,
+                     **options)  # fmt: skip
+
+    def _target(self, version: int | None) -> Any:
+        """The version (default: live) as the batch and stream runners load it."""
+        from ..batch.records import BatchTarget
+        from ..errors import BatchSpecError
+
+        self.refresh()
+        number = self.version if version is None else version
+        if number not in {v.version for v in self._record.versions}:
+            raise BatchSpecError(f"{self.name} has no version {number}; see .versions()")
+        return BatchTarget.from_version(self.name, self._record.version(number))
