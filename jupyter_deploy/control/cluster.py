@@ -116,31 +116,20 @@ def start_embedded(settings: Settings, log: Any = None) -> ClusterInfo:
         ]  # fmt: skip
         if settings.object_store_mb:  # Ray wants bytes; small machines (Binder) set this
             cmd.append(f"--object-store-memory={int(float(settings.object_store_mb) * 2**20)}")
-        started = time.time()
-        with open(logfile, "w") as out:
-            proc = subprocess.Popen(
-                cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env=_head_env(settings), start_new_session=True,
-            )  # fmt: skip
-        deadline = started + float(settings.start_timeout)
-        while time.time() < deadline:
-            text = logfile.read_text(errors="replace")
-            if "Ray runtime started" in text:
+        for attempt in range(1, START_ATTEMPTS + 1):
+            started = time.time()
+            proc = _launch(cmd, logfile, settings)
+            if proc is not None:
                 break
-            if proc.poll() is not None:
-                _terminate(proc.pid)  # what the head started before failing must not linger
+            text = logfile.read_text(errors="replace")
+            if attempt == START_ATTEMPTS or not any(s in text for s in _SLOW_START):
                 tail = "\n".join(text.strip().splitlines()[-5:])
                 raise ClusterError(
                     f"The embedded Ray head failed to start (port {settings.ray_port} in "
                     f"use? set JD_RAY_PORT). Last log lines:\n{tail}"
                 )
-            time.sleep(0.2)
-        else:
-            _terminate(proc.pid)
-            raise ClusterError(
-                f"The embedded Ray head did not start within {settings.start_timeout} s; "
-                f"see {logfile}."
-            )
+            _log.warning("the Ray head's agents started too slowly; starting it again")
+        assert proc is not None
         info = ClusterInfo(
             address=f"127.0.0.1:{settings.ray_port}", embedded=True, pid=proc.pid,
             http_host=settings.http_host, http_port=settings.http_port_int,
@@ -148,6 +137,34 @@ def start_embedded(settings: Settings, log: Any = None) -> ClusterInfo:
         )  # fmt: skip
         _state_file(settings).write_text(json.dumps(asdict(info)))
         return info
+
+
+# On a busy machine Ray's raylet may give up waiting for its dashboard agent (a fixed
+# wait, no setting changes it) and take the head down: seen at load averages above ~10,
+# where 5 of 15 starts failed so, while the next start worked. Start again, twice at most.
+START_ATTEMPTS = 3
+_SLOW_START = ("timed out during startup", "WaitForDashboardAgentPorts", "metrics_agent_port")
+
+
+def _launch(cmd: list[str], logfile: Path, settings: Settings) -> subprocess.Popen[bytes] | None:
+    """Start ``ray start --head --block``; the process once it runs, None if it died."""
+    with open(logfile, "w") as out:
+        proc = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env=_head_env(settings), start_new_session=True,
+        )  # fmt: skip
+    deadline = time.time() + float(settings.start_timeout)
+    while time.time() < deadline:
+        if "Ray runtime started" in logfile.read_text(errors="replace"):
+            return proc
+        if proc.poll() is not None:
+            _terminate(proc.pid)  # what the head started before failing must not linger
+            return None
+        time.sleep(0.2)
+    _terminate(proc.pid)
+    raise ClusterError(
+        f"The embedded Ray head did not start within {settings.start_timeout} s; see {logfile}."
+    )
 
 
 def session_pids(sid: int) -> list[int]:
