@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jupyter_deploy.control import cluster as jd_cluster
+from jupyter_deploy.control import lockdown
 from jupyter_deploy.settings import Settings
 
 GCS_PORT = 6390
@@ -60,4 +61,5 @@ class BenchCluster:
 
     def driver_env(self) -> dict[str, str]:
         """Environment for a driver subprocess that deploys into this cluster."""
-        return {**os.environ, "RAY_ADDRESS": self.address}
+        return {**os.environ, **lockdown.driver_environment(self.settings),
+                "RAY_ADDRESS": self.address}  # fmt: skip

@@ -65,7 +65,14 @@ def head_args(settings: Settings) -> list[str]:
 
 def head_environment(settings: Settings) -> dict[str, str]:
     """``ray start`` environment: token auth always, loopback binds unless exposed."""
-    env = _ray.token_auth_environment(str(ensure_token(settings)))
+    ensure_token(settings)
+    return driver_environment(settings)
+
+
+def driver_environment(settings: Settings) -> dict[str, str]:
+    """Environment of a separate driver process (a script, a benchmark) of this cluster:
+    its token, and the loopback address kept (Ray reads that at import in a new process)."""
+    env = _ray.token_auth_environment(str(token_path(settings)))
     if not exposed(settings):
         env.update(_ray.LOOPBACK_ONLY)
     return env
