@@ -32,6 +32,7 @@ from starlette.responses import Response
 from ..control.records import ReplicaReport, ServeTarget
 from ..monitoring.aggregator import handle as aggregator_handle
 from .loaded import LoadedVersion
+from .secret import token_hash
 from .telemetry import Telemetry
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
@@ -71,7 +72,8 @@ class ModelReplica:
 
     def __init__(self, config: dict[str, Any]) -> None:
         self.name: str = config["name"]
-        self.token_sha256: str | None = config.get("token_sha256")
+        self.token_sha256: str | None = token_hash(config)  # from a secret when exported
+        self._standalone: bool = config.get("standalone", False)  # no registry to report to
         self._max_batch_rows: int = config["max_batch_rows"]
         self._replica_id = serve.get_replica_context().replica_id.unique_id
         self.state: LoadedVersion | None = None  # set by the first reconfigure()
@@ -114,6 +116,8 @@ class ModelReplica:
 
     def _report(self, error: str | None = None) -> None:
         assert self.state is not None
+        if self._standalone:
+            return
         report = ReplicaReport(self.state.version, self._failed, error, time.time())
         _registry().ack.remote(self.name, self._replica_id, report)
 
@@ -277,3 +281,17 @@ def _feedback_items(body: Any) -> list[dict[str, Any]]:
         if not isinstance(item, dict) or "request_id" not in item or "label" not in item:
             raise ValueError(f"feedback item {i}: needs 'request_id' and 'label'")
     return items
+
+
+def application(args: dict[str, Any]) -> Any:
+    """Serve's application builder for a config file (``import_path`` + ``args``).
+
+    ``args`` are the replica settings; the deployment's options and ``user_config`` come
+    from the config's ``deployments`` entry (the KubeRay and container exports). With no
+    control plane beside it, the metrics aggregator is made here (kept in memory only).
+    """
+    from .._ray import DEPLOYMENT
+
+    if args.get("monitoring"):
+        aggregator_handle(create=True)
+    return serve.deployment(ModelReplica, name=DEPLOYMENT).bind(args)  # type: ignore[attr-defined]
