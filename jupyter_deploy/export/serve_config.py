@@ -11,7 +11,8 @@ deployment's, not a second copy of them, and validated with Ray's own schema.
 Two settings differ from a local replica's, because there is no control plane beside
 an exported one: the token's hash is not written (``token_secret``: the replica reads
 it from a Secret when it starts, :mod:`jupyter_deploy.replica.secret`), and
-``standalone`` tells the replica there is no registry to report its version to.
+``standalone`` tells the replica there is no registry to report its version to; and no
+payload log is kept.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ def portable_settings(target: Target) -> dict[str, Any]:
     """The replica settings of ``target`` without the token's hash or a control plane."""
     settings = replica_settings(target)
     settings.update(token_sha256=None, token_secret=target.spec.auth, standalone=True)
+    # Payload logs are private and expire under the store's rules; an exported replica has
+    # no store, so it keeps no request bodies (metrics and drift still run in memory).
+    settings["log_sample_rate"] = 0.0
     return settings
 
 
