@@ -81,6 +81,7 @@ def test_rayservice_names_the_secret_and_sizes_the_cluster(bento_tag: str, tmp_p
     _schema(config)
     cluster = doc["spec"]["rayClusterConfig"]
     assert cluster["rayVersion"] == __import__("ray").__version__
+    assert cluster["authOptions"] == {"mode": "token"}
     (group,) = cluster["workerGroupSpecs"]
     assert (group["minReplicas"], group["maxReplicas"]) == (1, 3)
     assert json.loads(group["rayStartParams"]["resources"]) == {"worker_node": 0.01}
@@ -301,6 +302,17 @@ def test_kuberay_serve_config_serves_on_the_local_cluster(live: dict[str, Any]) 
     digest = hashlib.sha256(live["token"].encode()).hexdigest()
     config["applications"][0]["runtime_env"] = {"env_vars": {TOKEN_ENV: digest}}
     url = live["dep"].url
+    from jupyter_deploy import cli  # the shell's front door writes the same two exports
+
+    out = Path(live["kuberay"]).parent / "cli"
+    assert cli.main(["export", "portable", str(out / "p.yaml"), "--format", "kuberay",
+                     "--image", "registry.example/portable:1"]) == 0  # fmt: skip
+    assert (out / "p.yaml").read_text() == Path(live["kuberay"]).read_text()
+    assert cli.main(["export", "portable", str(out / "ctx"), "--format", "docker"]) == 0
+    assert (out / "ctx" / "Dockerfile").read_text() == (Path(live["docker"]) / "Dockerfile"
+                                                        ).read_text()  # fmt: skip
+    assert cli.main(["export", "portable", str(out / "x"), "--format", "docker",
+                     "--image", "i"]) == 1  # a kuberay option  # fmt: skip
     live["dep"].delete()  # frees the application name and the route
     _ray.deploy_config(config)
     try:

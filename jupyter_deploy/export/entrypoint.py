@@ -6,8 +6,10 @@ this process, applies the config exactly as KubeRay applies ``serveConfigV2``
 in the foreground until SIGTERM (``docker stop``). ``--plain`` serves the same Bento
 with ``bentoml serve`` instead, for a BentoML-only comparison or when Ray is not wanted.
 
-Ray's own ports stay on loopback inside the container; only Serve's HTTP port (``--host``,
-``--port``; ``JD_HOST``, ``JD_PORT``) is meant to be published.
+Only Serve's HTTP port (``--host``, ``--port``; ``JD_HOST``, ``JD_PORT``) is meant to be
+published. Ray's GCS and raylet listen on every interface of the container's own network
+namespace (Ray 2.60 has no bind-address setting for them; ``--node-ip-address`` does not
+restrict them), behind Ray's token authentication, which 2.60 turns on by default.
 """
 
 from __future__ import annotations

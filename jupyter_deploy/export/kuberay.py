@@ -7,6 +7,7 @@ read by the replica from a Kubernetes Secret the manifest only names (``secretKe
 into both pod templates: Ray workers inherit the raylet's environment); the value is
 never written here.
 
+Ray's own ports ask for Ray's token (``authOptions``; KubeRay makes that Secret itself).
 The cluster is sized from the deployment: one worker pod per Serve replica (CPU, memory
 and GPUs of one replica, rounded up to whole units), between the deployment's minimum
 and maximum replicas, with Ray's autoscaler adding pods when Serve adds replicas. The
@@ -108,6 +109,9 @@ def rayservice(target: Target, image: str | None = None, secret: str | None = No
             "serveConfigV2": yaml.safe_dump(config, sort_keys=False),
             "rayClusterConfig": {
                 "rayVersion": ray.__version__,
+                # Ray's token auth on the cluster's own ports, the token in a Secret that
+                # KubeRay (>= 1.5.1) makes: closed by default, as the embedded cluster is.
+                "authOptions": {"mode": "token"},
                 "enableInTreeAutoscaling": auto.max_replicas > auto.min_replicas,
                 "headGroupSpec": {
                     "rayStartParams": {"num-cpus": "0", "dashboard-host": "0.0.0.0"},
