@@ -23,6 +23,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+import yaml  # this module is imported only when a manifest is written
+
 from ..errors import ExportError
 from ..replica.secret import TOKEN_ENV
 from ..rollout.target import Target
@@ -53,7 +55,7 @@ def _container(name: str, image: str, secret: str | None, resources: dict[str, A
         "name": name,
         "image": image,
         "env": env,
-        "resources": {"requests": resources, "limits": resources},
+        "resources": {"requests": dict(resources), "limits": dict(resources)},  # no anchors
         "ports": ports,
         "readinessProbe": _probe(*probes),
         "livenessProbe": _probe(*probes, period=10, failures=30),
@@ -76,7 +78,6 @@ def rayservice(target: Target, image: str | None = None, secret: str | None = No
     import json
 
     import ray
-    import yaml
 
     spec, auto = target.spec, target.spec.autoscaling
     image = image or image_tag(target)
@@ -130,18 +131,28 @@ def rayservice(target: Target, image: str | None = None, secret: str | None = No
     }  # fmt: skip
 
 
+class _Dumper(yaml.SafeDumper):
+    """Multi-line strings (``serveConfigV2``) as YAML blocks a person can read and diff."""
+
+
+def _block(dumper: Any, text: str) -> Any:
+    style = "|" if "\n" in text else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
+
+
+_Dumper.add_representer(str, _block)
+
+
 def export_kuberay(
     target: Target, path: str | Path, image: str | None = None, secret: str | None = None
 ) -> str:
     """Write the ``RayService`` YAML of ``target`` to the new file ``path``; return it."""
-    import yaml
-
     out = Path(path)
     if out.exists():
         raise ExportError(f"{out} exists; remove it or choose another path.")
     manifest = rayservice(target, image, secret)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(yaml.safe_dump(manifest, sort_keys=False))
+    tmp.write_text(yaml.dump(manifest, Dumper=_Dumper, sort_keys=False))
     tmp.rename(out)
     return str(out)
