@@ -221,3 +221,23 @@ def reload_auth_config() -> None:
 
     Config.initialize("")
     AuthenticationTokenLoader.instance().reset_cache()
+
+
+def deploy_config(config: dict[str, Any]) -> None:
+    """Apply a Serve config file's content, as ``serve deploy`` and KubeRay do.
+
+    Ray 2.60 has no public Python call for it: ``serve deploy`` goes through the
+    dashboard's REST API, ``serve run config.yaml`` through ``serve_start`` and the
+    controller's ``apply_config`` (``client.deploy_apps``), which is what this does. The
+    config is validated with Ray's own ``ServeDeploySchema`` first. Only applications
+    deployed from a config are replaced by the next one; ``serve.run`` ones stay.
+    """
+    from ray.serve._private import api as serve_api
+    from ray.serve.schema import ServeDeploySchema
+
+    schema = ServeDeploySchema.model_validate(config)
+    client = serve_api.serve_start(
+        http_options=schema.http_options.model_dump(),
+        proxy_location=schema.proxy_location,
+    )
+    client.deploy_apps(schema, _blocking=False)

@@ -154,6 +154,7 @@ def _export(args: argparse.Namespace) -> Any:
 
     dep = api.get(args.name, address=args.address)
     options = {"quantize": True} if args.quantize else {}
+    options.update({k: v for k in ("image", "secret", "base_image") if (v := getattr(args, k))})
     result = dep.export(args.format, args.out, version=args.version, **options)
     return result if isinstance(result, str) else result.to_dict()
 
@@ -223,12 +224,17 @@ def parser() -> argparse.ArgumentParser:
     lg.add_argument("--since", type=float, help="only the last SINCE seconds")
     lg.add_argument("--limit", type=int, default=20, help="last N records (default 20, 0 all)")
     lg.set_defaults(func=_logs)
-    e = sub.add_parser("export", help="Write a deployment as an ONNX graph or a Bento archive.")
+    from .export.formats import FORMATS
+
+    e = sub.add_parser("export", help="Write a deployment as ONNX, a Bento, a container, KubeRay.")
     e.add_argument("name")
-    e.add_argument("out", help="e.g. churn.onnx (with its parity report) or churn.bento")
-    e.add_argument("--format", choices=["onnx", "bento"], default="onnx")
+    e.add_argument("out", help="; ".join(f"{k}: {f.help}" for k, f in FORMATS.items()))
+    e.add_argument("--format", choices=list(FORMATS), default="onnx")
     e.add_argument("--version", type=int, help="version to export (default: the live one)")
     e.add_argument("--quantize", action="store_true", help="int8 dynamic quantisation (MLPs)")
+    e.add_argument("--image", help="kuberay: the container image (default NAME:vVERSION)")
+    e.add_argument("--secret", help="kuberay: the token Secret's name (default NAME-token)")
+    e.add_argument("--base-image", help="docker: the FROM image (default: this Python's tag)")
     e.set_defaults(func=_export)
     b = sub.add_parser("batch", help="Score a CSV/Parquet file, folder or glob on the cluster.")
     b.add_argument("name")

@@ -43,24 +43,30 @@ class Runners:
         version: int | None = None,
         quantize: bool = False,
         sample: Any = None,
+        **more: Any,
     ) -> Any:
-        """Write the live (or ``version``'s) Bento as ``format`` (``onnx`` or ``bento``).
+        """Write the live (or ``version``'s) Bento as ``format``: onnx, bento, docker, kuberay.
 
         ``onnx`` returns a :class:`~jupyter_deploy.export.parity.ParityReport` (also
         written beside the graph) and refuses, writing nothing, when the graph would not
         answer like the model; ``sample=`` gives the rows to check on (default: rows drawn
         from the Bento's reference profile). ``bento`` returns the archive's path.
+        ``docker`` writes a build context folder (``base_image=``), ``kuberay`` a
+        ``RayService`` (``image=``, ``secret=``): both serve this deployment's settings.
         """
         from ..export import export
+        from ..rollout.target import target_of
 
         tags = {v["version"]: v["bento_tag"] for v in self.versions()}
         if version is not None and version not in tags:
             raise ExportError(f"{self.name} has no version {version}; it has {sorted(tags)}.")
         tag = self.bento_tag if version is None else tags[version]
-        options: dict[str, Any] = {"quantize": quantize, "sample": sample}
+        options: dict[str, Any] = {"quantize": quantize, "sample": sample, **more}
         if format != "onnx":  # passed on only if set, so the format can refuse them
             options = {k: v for k, v in options.items() if v is not None and v is not False}
-        return export(tag, format, path, **options)
+        number = self._record.live if version is None else version
+        assert number is not None  # bento_tag above asserts a live version
+        return export(tag, format, path, target=target_of(self._record, number), **options)
 
     def batch(
         self,

@@ -33,6 +33,7 @@ from ..control.records import ReplicaReport, ServeTarget
 from ..monitoring.aggregator import handle as aggregator_handle
 from .loaded import LoadedVersion
 from .router import STICKY_HEADER, Routing
+from .secret import token_hash
 from .shadow import shadow_call
 from .telemetry import Telemetry
 from .versions import Versions
@@ -74,7 +75,8 @@ class ModelReplica:
 
     def __init__(self, config: dict[str, Any]) -> None:
         self.name: str = config["name"]
-        self.token_sha256: str | None = config.get("token_sha256")
+        self.token_sha256: str | None = token_hash(config)  # from a secret when exported
+        self._standalone: bool = config.get("standalone", False)  # no registry to report to
         self._max_batch_rows: int = config["max_batch_rows"]
         self._replica_id = serve.get_replica_context().replica_id.unique_id
         self._aggregator = _aggregator(self.name) if config.get("monitoring") else None
@@ -100,6 +102,8 @@ class ModelReplica:
         return state
 
     def _report(self, report: ReplicaReport) -> None:
+        if self._standalone:  # exported: no control plane to report to
+            return
         _registry().ack.remote(self.name, self._replica_id, report)
 
     def _authorized(self, header: str | None) -> bool:
@@ -275,3 +279,17 @@ def _feedback_items(body: Any) -> list[dict[str, Any]]:
         if not isinstance(item, dict) or "request_id" not in item or "label" not in item:
             raise ValueError(f"feedback item {i}: needs 'request_id' and 'label'")
     return items
+
+
+def application(args: dict[str, Any]) -> Any:
+    """Serve's application builder for a config file (``import_path`` + ``args``).
+
+    ``args`` are the replica settings; the deployment's options and ``user_config`` come
+    from the config's ``deployments`` entry (the KubeRay and container exports). With no
+    control plane beside it, the metrics aggregator is made here (kept in memory only).
+    """
+    from .._ray import DEPLOYMENT
+
+    if args.get("monitoring"):
+        aggregator_handle(create=True)
+    return serve.deployment(ModelReplica, name=DEPLOYMENT).bind(args)  # type: ignore[attr-defined]

@@ -27,7 +27,7 @@ from .._ray import DEPLOYMENT
 from ..errors import DeploymentNotFoundError
 from ..spec import Autoscaling
 from .readiness import wait_until_serving, wait_until_switched
-from .target import Target, code_key, replica_settings
+from .target import Target, code_key, deployment_options, replica_settings
 
 
 def _application(target: Target, autoscaling: Autoscaling) -> Any:
@@ -35,33 +35,13 @@ def _application(target: Target, autoscaling: Autoscaling) -> Any:
 
     from ..replica.app import ModelReplica
 
-    spec = target.spec
     key = code_key(target)
     # Init args: what the replica process is built with. The version it serves is Serve's
     # user_config, pushed to running replicas through reconfigure() (an in-place switch).
     config = replica_settings(target)
-    res = spec.resources
-    actor_options: dict[str, Any] = {"num_cpus": res.num_cpus, "num_gpus": res.num_gpus}
-    if res.custom:
-        actor_options["resources"] = dict(res.custom)
+    options = deployment_options(target, autoscaling)  # also the KubeRay export's
     deployment = serve.deployment(ModelReplica).options(  # type: ignore[attr-defined]
-        name=DEPLOYMENT,
-        max_ongoing_requests=res.max_ongoing_requests,
-        autoscaling_config={
-            "min_replicas": autoscaling.min_replicas,
-            "initial_replicas": max(1, autoscaling.min_replicas),
-            "max_replicas": autoscaling.max_replicas,
-            "target_ongoing_requests": autoscaling.target_ongoing_requests,
-            "upscale_delay_s": autoscaling.upscale_delay_s,
-            "downscale_delay_s": autoscaling.downscale_delay_s,
-        },
-        ray_actor_options=actor_options,
-        logging_config={"enable_access_log": False, "log_level": "WARNING"},
-        # A replica leaves the routing table before it stops; requests take milliseconds,
-        # so Ray's 20 s shutdown grace only slows rollouts down.
-        graceful_shutdown_wait_loop_s=0.5,
-        graceful_shutdown_timeout_s=3,
-        user_config=target.serve_target().to_config(),
+        name=DEPLOYMENT, **options
     )
     _ray.set_code_version(deployment, key)  # one code version per replica settings
     return deployment.bind(config)

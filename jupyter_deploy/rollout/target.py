@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..control.records import DeploymentRecord, ServeTarget, Traffic
-from ..spec import DeploymentSpec
+from ..spec import Autoscaling, DeploymentSpec
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,37 @@ def replica_settings(target: Target) -> dict[str, Any]:
         "log_redact": list(spec.log_redact),
         "resources": asdict(spec.resources),
         "jupyter_deploy": __version__,
+    }
+
+
+def deployment_options(target: Target, autoscaling: Autoscaling) -> dict[str, Any]:
+    """Serve's options for the ``model`` deployment of ``target``, in Serve config terms.
+
+    One place for them: :mod:`.serving` passes them to ``serve.deployment().options()``,
+    the KubeRay export writes them into ``serveConfigV2`` (``ray.serve.schema`` names).
+    """
+    res = target.spec.resources
+    actor_options: dict[str, Any] = {"num_cpus": res.num_cpus, "num_gpus": res.num_gpus}
+    if res.custom:
+        actor_options["resources"] = dict(res.custom)
+    return {
+        "max_ongoing_requests": res.max_ongoing_requests,
+        "autoscaling_config": {
+            "min_replicas": autoscaling.min_replicas,
+            "initial_replicas": max(1, autoscaling.min_replicas),
+            "max_replicas": autoscaling.max_replicas,
+            "target_ongoing_requests": autoscaling.target_ongoing_requests,
+            "upscale_delay_s": autoscaling.upscale_delay_s,
+            "downscale_delay_s": autoscaling.downscale_delay_s,
+        },
+        "ray_actor_options": actor_options,
+        "logging_config": {"enable_access_log": False, "log_level": "WARNING"},
+        # A replica leaves the routing table before it stops; requests take milliseconds,
+        # so Ray's 20 s shutdown grace only slows rollouts down.
+        "graceful_shutdown_wait_loop_s": 0.5,
+        "graceful_shutdown_timeout_s": 3,
+        # The version to serve, pushed to replicas through reconfigure() (in place).
+        "user_config": target.serve_target().to_config(),
     }
 
 
