@@ -94,11 +94,11 @@ def _errors(done: subprocess.CompletedProcess[str]) -> list[str]:
 def test_deploy_notebook_gates_every_rollout(cluster: Any, tmp_path: Path) -> None:
     import joblib
     import nbformat
+    from conftest import Load
     from sklearn.datasets import load_iris
     from sklearn.dummy import DummyClassifier
     from sklearn.model_selection import train_test_split
     from sklearn.tree import DecisionTreeClassifier
-    from test_versions import Traffic
 
     import jupyter_deploy as jd
 
@@ -126,7 +126,7 @@ def test_deploy_notebook_gates_every_rollout(cluster: Any, tmp_path: Path) -> No
     assert any("application/vnd.jupyter.widget-view+json" in d for d in data_out)  # monitor
 
     # 2. A worse candidate fails the gate: exit 4, one line, v1 untouched and serving.
-    with Traffic(dep, limit_s=120) as traffic:
+    with Load(dep, limit_s=120) as traffic:
         done, _ = _run_cli(tmp_path / "v2.ipynb", *common, "model", str(tmp_path / "dummy.joblib"))
     assert done.returncode == 4, done.stderr
     (line,) = _errors(done)
@@ -159,7 +159,7 @@ def test_deploy_notebook_gates_every_rollout(cluster: Any, tmp_path: Path) -> No
     assert dep.refresh().version == 1 and len(dep.versions()) == 1
 
     # 4. A candidate within the allowed regression rolls out with no failed request.
-    with Traffic(dep, limit_s=180) as traffic:
+    with Load(dep, limit_s=180) as traffic:
         done, _ = _run_cli(tmp_path / "v3.ipynb", *common, "model", str(tmp_path / "tree.joblib"))
         wait_for(lambda: traffic.versions()["2"] > 5, 30, "requests served by v2")
     assert done.returncode == 0, done.stderr
