@@ -44,7 +44,7 @@ def _wait_all(targets: list[tuple[str, str, int]], row: dict[str, float]) -> Non
         raise SystemExit(f"not answering after 300 s: {[t[0] for t in pending]}")
 
 
-def one_round(base: Path) -> dict[str, float]:
+def one_round(base: Path, i: int) -> dict[str, float]:
     from sklearn.datasets import load_iris
     from sklearn.linear_model import LogisticRegression
 
@@ -54,8 +54,7 @@ def one_round(base: Path) -> dict[str, float]:
     x.columns = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
     row = x.iloc[0].to_dict()
     models = [LogisticRegression(C=c, max_iter=500).fit(x, y) for c in (0.1, 0.3, 1, 3, 10)]
-    os.environ["JD_HOME"] = str(base / "home")
-    os.environ["BENTOML_HOME"] = str(base / "bentoml")
+    os.environ["JD_HOME"] = str(base / f"home-{i}")  # a fresh cluster and store each round
     started = time.monotonic()
     first = jd.deploy(models[0], name="m0", sample=x, progress=False)
     _wait_all([(first.url, first.token, 1)], row)
@@ -82,12 +81,15 @@ def main() -> None:
     os.environ.setdefault("JD_REPLICA_PORTS", "33600-33999")
     os.environ.pop("RAY_ADDRESS", None)
     rounds = []
+    tmp = tempfile.TemporaryDirectory(prefix="jd-bench-restore-")
+    # BentoML reads its home once per process: one store for every round.
+    os.environ["BENTOML_HOME"] = str(Path(tmp.name) / "bentoml")
     for i in range(args.rounds):
-        with tempfile.TemporaryDirectory(prefix="jd-bench-restore-") as tmp:
-            result = one_round(Path(tmp))
+        result = one_round(Path(tmp.name), i)
         print(f"round {i + 1}: " + ", ".join(f"{k} {v:.2f}" for k, v in result.items()),
               file=sys.stderr)  # fmt: skip
         rounds.append(result)
+    tmp.cleanup()
     summary = {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
     text = json.dumps({"rounds": rounds, "median": summary}, indent=2)
     print(text)
