@@ -6,34 +6,39 @@ built from the record the control plane holds after the change.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from . import actions, traffic
+
+
+class Named(Protocol):
+    """What these methods read of the ``Deployment`` they are mixed into."""
+
+    @property
+    def name(self) -> str: ...
+
+
+def _fresh(handle: Named, view: actions.View) -> Any:
+    """A new handle of the same class from ``view`` (Deployment(record, url, status))."""
+    return type(handle)(*view)  # type: ignore[call-arg]
 
 
 class Lifecycle:
     """Rollouts and traffic of one deployment; mixed into ``Deployment``."""
 
-    @property
-    def name(self) -> str:
-        raise NotImplementedError  # Deployment's
-
-    def _fresh(self, view: actions.View) -> Any:
-        return type(self)(*view)  # type: ignore[call-arg]  # Deployment(record, url, status)
-
-    def rollback(self) -> Any:
+    def rollback(self: Named) -> Any:
         """All traffic back to the live version if it is split or shadowed; otherwise the
         version that was live before the current one, rolled out like a new one."""
-        return self._fresh(traffic.rollback(self.name))
+        return _fresh(self, traffic.rollback(self.name))
 
-    def scale(self, min_replicas: int, max_replicas: int) -> Any:
+    def scale(self: Named, min_replicas: int, max_replicas: int) -> Any:
         """Change the replica range without restarting replicas."""
-        return self._fresh(actions.scale(self.name, min_replicas, max_replicas))
+        return _fresh(self, actions.scale(self.name, min_replicas, max_replicas))
 
-    def delete(self) -> None:
+    def delete(self: Named) -> None:
         actions.undeploy(self.name)
 
-    def traffic(self) -> dict[str, Any]:
+    def traffic(self: Named) -> dict[str, Any]:
         """The live version, the weights of the split, the sticky field and the shadow
         (with how often its answers agreed with the callers')."""
         import ray
@@ -44,19 +49,19 @@ class Lifecycle:
         counts = ray.get(handle().snapshot.remote(self.name, 60))["shadow"]
         return traffic.describe(rec, counts)
 
-    def split(self, weights: dict[int, float], sticky: str | None = None) -> Any:
+    def split(self: Named, weights: dict[int, float], sticky: str | None = None) -> Any:
         """Share requests between versions by weight, e.g. ``{1: 0.9, 2: 0.1}``.
 
         ``sticky``: an input column; requests with the same value (or the same
         ``x-jd-key`` header) always reach the same version while the weights stay.
         """
-        return self._fresh(traffic.split(self.name, weights, sticky))
+        return _fresh(self, traffic.split(self.name, weights, sticky))
 
-    def shadow(self, version: int | None, rate: float = 1.0) -> Any:
+    def shadow(self: Named, version: int | None, rate: float = 1.0) -> Any:
         """Mirror a share ``rate`` of requests to ``version`` after each caller's answer;
         callers only ever get the live split's answers. ``None`` stops mirroring."""
-        return self._fresh(traffic.shadow(self.name, version, rate))
+        return _fresh(self, traffic.shadow(self.name, version, rate))
 
-    def promote(self) -> Any:
+    def promote(self: Named) -> Any:
         """All traffic to the newest version."""
-        return self._fresh(traffic.promote(self.name))
+        return _fresh(self, traffic.promote(self.name))

@@ -6,37 +6,44 @@ They load the very Bento the endpoint serves, with the same runtime and validati
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from ..control.records import DeploymentRecord
 from ..errors import ExportError
 
 
-class Runners:
-    """Export, batch and stream of one deployment; mixed into ``Deployment``."""
+class Handle(Protocol):
+    """What the runners read of the ``Deployment`` they are mixed into."""
 
     _record: DeploymentRecord
 
     @property
-    def name(self) -> str:
-        raise NotImplementedError  # Deployment's
-
+    def name(self) -> str: ...
     @property
-    def bento_tag(self) -> str:
-        raise NotImplementedError  # Deployment's
-
+    def bento_tag(self) -> str: ...
     @property
-    def version(self) -> int | None:
-        raise NotImplementedError  # Deployment's
+    def version(self) -> int | None: ...
+    def versions(self) -> list[dict[str, Any]]: ...
+    def refresh(self) -> Any: ...
 
-    def versions(self) -> list[dict[str, Any]]:
-        raise NotImplementedError  # Deployment's
 
-    def refresh(self) -> Any:
-        raise NotImplementedError  # Deployment's
+def _target(handle: Handle, version: int | None) -> Any:
+    """The version (default: live) as the batch and stream runners load it."""
+    from ..batch.records import BatchTarget
+    from ..errors import BatchSpecError
+
+    handle.refresh()
+    number = handle.version if version is None else version
+    if number not in {v.version for v in handle._record.versions}:
+        raise BatchSpecError(f"{handle.name} has no version {number}; see .versions()")
+    return BatchTarget.from_version(handle.name, handle._record.version(number))
+
+
+class Runners:
+    """Export, batch and stream of one deployment; mixed into ``Deployment``."""
 
     def export(
-        self,
+        self: Handle,
         format: str,
         path: str,
         *,
@@ -69,7 +76,7 @@ class Runners:
         return export(tag, format, path, target=target_of(self._record, number), **options)
 
     def batch(
-        self,
+        self: Handle,
         data: Any,
         output: str | None = None,
         *,
@@ -89,10 +96,10 @@ class Runners:
         """
         from ..batch import job
 
-        return job.run(self._target(version), data, output, keep=keep, method=method,
+        return job.run(_target(self, version), data, output, keep=keep, method=method,
                        overwrite=overwrite, workers=workers, progress=progress)  # fmt: skip
 
-    def stream(self, url: str, input: str, output: str, *, version: int | None = None,
+    def stream(self: Handle, url: str, input: str, output: str, *, version: int | None = None,
                consumers: int = 1, method: str = "predict", **options: Any) -> Any:  # fmt: skip
         """Score a Redis stream (``XREADGROUP``) into another, on the cluster.
 
@@ -107,16 +114,5 @@ class Runners:
 
         config = RedisStreams(url, input, output, options.pop("group", "jupyter_deploy"),
                               options.pop("dead_letter", ""))  # fmt: skip
-        return start(self._target(version), config, consumers=consumers, method=method,
+        return start(_target(self, version), config, consumers=consumers, method=method,
                      **options)  # fmt: skip
-
-    def _target(self, version: int | None) -> Any:
-        """The version (default: live) as the batch and stream runners load it."""
-        from ..batch.records import BatchTarget
-        from ..errors import BatchSpecError
-
-        self.refresh()
-        number = self.version if version is None else version
-        if number not in {v.version for v in self._record.versions}:
-            raise BatchSpecError(f"{self.name} has no version {number}; see .versions()")
-        return BatchTarget.from_version(self.name, self._record.version(number))
