@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -82,7 +81,9 @@ def test_endpoints_serve_https_with_the_given_certificate(tmp_path: Path) -> Non
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "JD_"))}
     env.update(
         JD_HOME=str(tmp_path / "home"), BENTOML_HOME=str(tmp_path / "bentoml"),
-        JD_RAY_PORT=str(free_port()), JD_HTTP_PORT=str(free_port()), JD_NUM_CPUS="2",
+        # Fixed ports below Ray's worker range (10002-19999) and the ephemeral one: a random
+        # free HTTP port's side ports (+404, +500, +1101, +1500) could be a worker's.
+        JD_RAY_PORT="6780", JD_HTTP_PORT="7780", JD_NUM_CPUS="2",
         JD_REPLICA_PORTS="35400-35499", JD_TLS_CERT=str(cert), JD_TLS_KEY=str(key),
         SSL_CERT_FILE=str(ca), RAY_USAGE_STATS_ENABLED="0",
         PYTHONPATH=str(Path(__file__).resolve().parent.parent),
