@@ -59,6 +59,13 @@ def connect(
     return info, restored
 
 
+def url_of(name: str, settings: Settings) -> str:
+    """The endpoint of deployment ``name`` on the connected cluster."""
+    info = cluster.current()
+    assert info is not None
+    return f"{cluster.base_url(info, settings)}/{name}"
+
+
 def view(rec: DeploymentRecord, settings: Settings) -> View:
     """What a handle shows: the record, the endpoints' base URL and Serve's status."""
     info = cluster.current()
@@ -125,7 +132,7 @@ def rollback(name: str, *, address: str | None = None, progress: bool = True) ->
     if not earlier:
         raise RollbackError(f"'{name}' has no version before v{rec.live} to roll back to.")
     previous = earlier[-1]
-    url = f"{view(rec, settings)[1]}/{name}"
+    url = url_of(name, settings)
     prog = Progress(f"rollback {name} to v{previous.version}", enabled=progress)
     with prog.step(f"deploy v{previous.version}"):
         target = target_of(rec, previous.version)

@@ -107,7 +107,7 @@ def apply(
 ) -> actions.View:
     """Push ``live`` + ``traffic`` to the replicas, wait until all applied, then record it."""
     target = target_of(rec, live, traffic)
-    url = f"{actions.view(rec, settings)[1]}/{rec.name}"
+    url = actions.url_of(rec.name, settings)
     prog = Progress(f"{event} {rec.name}", enabled=progress)
     current = live_target(rec)
     wait = float(settings.deploy_timeout)
