@@ -28,6 +28,10 @@ class _Second:
     at: int
     counts: Counts = field(default_factory=Counts)
     replicas: set[str] = field(default_factory=set)
+    by_version: dict[int, Counts] = field(default_factory=dict)  # the same counts, split
+
+    def __setstate__(self, state: dict[str, Any]) -> None:  # seconds saved before by_version
+        self.__dict__.update({"by_version": {}, **state})
 
 
 @dataclass
@@ -64,6 +68,7 @@ class Aggregator:
             dep.seconds.append(_Second(now))
         second = dep.seconds[-1]
         second.counts.merge(data.counts)
+        second.by_version.setdefault(version, Counts()).merge(data.counts)
         second.replicas.add(replica)
         dep.total.merge(data.counts)
         dep.by_version.setdefault(str(version), Counts()).merge(data.counts)
@@ -119,6 +124,16 @@ class Aggregator:
     def quality(self, name: str, window_s: int = 300) -> dict[str, Any]:
         """Input and prediction drift and accuracy of the live version over ``window_s``."""
         return self._quality(name).report(window_s)
+
+    def by_version(self, name: str, since: float) -> dict[int, Counts]:
+        """Each version's counts over the seconds from ``since`` (a canary's interval)."""
+        out: dict[int, Counts] = {}
+        dep = self._deployments.get(name)
+        for second in dep.seconds if dep is not None else ():
+            if second.at >= since + 1:  # a push carries the second before it
+                for version, counts in second.by_version.items():
+                    out.setdefault(version, Counts()).merge(counts)
+        return out
 
     def snapshot(self, name: str, window_s: int = 60) -> dict[str, Any]:
         """Totals, and over the last ``window_s`` seconds: rate, latency, errors, series."""
