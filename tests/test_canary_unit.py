@@ -80,3 +80,25 @@ def test_healthy_steps_up_then_promotes() -> None:
     last = judge(second, {1: _counts(60), 2: _counts(60)}, now=21)
     assert last.action == "promote"
     assert advanced(second, last, 21).state == "promoted"
+
+
+def test_compare_puts_the_baseline_first_with_intervals_on_the_others() -> None:
+    from jupyter_deploy.monitoring.compare import compare
+    from jupyter_deploy.monitoring.metrics import ShadowCounts
+
+    quality = {1: {"accuracy": {"accuracy": 0.9, "labels": 1000}},
+               2: {"accuracy": {"accuracy": 0.8, "labels": 1000}}}  # fmt: skip
+    data = {"counts": {1: _counts(900, 500, bad=100), 2: _counts(1000)}, "quality": quality,
+            "shadow": {3: ShadowCounts(requests=10, rows=20, agree=15)}}  # fmt: skip
+    rows = compare(1, {1: 0.5, 2: 0.5}, 3, data)
+    assert [(r["version"], r["role"]) for r in rows] == [(1, "baseline"), (2, "split"),
+                                                         (3, "shadow")]  # fmt: skip
+    base, other, shadow = rows
+    assert base["error_rate"] == 0.1 and other["error_rate"] == 0.0
+    err = other["error_rate_vs_baseline"]
+    # -0.1 +- 1.96 * sqrt(0.1 * 0.9 / 1000): a difference the data can tell
+    assert err["diff"] == -0.1 and err["ci95"] == (-0.1186, -0.0814)
+    acc = other["accuracy_vs_baseline"]
+    assert acc["diff"] == -0.1 and acc["ci95"][0] < -0.1 < acc["ci95"][1] < 0
+    assert shadow["agreement"] == 0.75 and shadow["requests"] == 10
+    assert "error_rate_vs_baseline" not in shadow and "error_rate_vs_baseline" not in base

@@ -121,9 +121,19 @@ class Aggregator:
         self._dirty.add(name)
         return self._quality(name).feedback(items)
 
-    def quality(self, name: str, window_s: int = 300) -> dict[str, Any]:
-        """Input and prediction drift and accuracy of the live version over ``window_s``."""
-        return self._quality(name).report(window_s)
+    def quality(self, name: str, window_s: int = 300, version: int | None = None) -> dict[str, Any]:
+        """Input and prediction drift and accuracy of a version (default: the live one)."""
+        return self._quality(name).report(window_s, version)
+
+    def versions(self, name: str, window_s: int, versions: list[int]) -> dict[str, Any]:
+        """What :func:`~.compare.compare` needs of ``versions`` over the last ``window_s``."""
+        quality = self._quality(name)
+        dep = self._deployments.get(name, _Deployment())
+        return {
+            "counts": self.by_version(name, time.time() - window_s),
+            "quality": {v: quality.report(window_s, v) for v in versions},
+            "shadow": {int(v): c for v, c in dep.shadow.items()},
+        }
 
     def by_version(self, name: str, since: float) -> dict[int, Counts]:
         """Each version's counts over the seconds from ``since`` (a canary's interval)."""
