@@ -59,7 +59,7 @@ def test_bento_exports_and_does_not_import_jupyter_deploy(iris_dep: Any, tmp_pat
 
     bento = bentoml.get(iris_dep.bento_tag)
     sources = list(Path(bento.path, "src").glob("*.py"))
-    assert {p.name for p in sources} == {"service.py", "jd_runtime.py"}
+    assert {p.name for p in sources} == {"service.py", "jd_runtime.py", "jd_models.py"}
     for src in sources:
         tree = ast.parse(src.read_text())
         imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}

@@ -34,6 +34,11 @@ class ModelCapture:
     notebook: str | None = None
     # Profile of the inputs and predictions for drift (None: deployed without data).
     reference: dict[str, Any] | None = None
+    # What the replicas run (spec.RUNTIMES) and the files that runtime needs beside the
+    # pickle (an ONNX graph and its serving.json), with its parity figures for the summary.
+    runtime: str = "python"
+    runtime_files: dict[str, bytes] = field(default_factory=dict)
+    parity: dict[str, Any] | None = None
 
     @property
     def model_class(self) -> str:

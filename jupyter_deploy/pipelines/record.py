@@ -53,7 +53,7 @@ def deploy_candidate(
     result.enforce()
     low, high = params.min_replicas, params.max_replicas
     return api.deploy(candidate.model, params.name, sample=holdout.x, min_replicas=low,
-                      max_replicas=high)  # fmt: skip
+                      max_replicas=high, runtime=params.runtime)  # fmt: skip
 
 
 class Summary(dict[str, Any]):
