@@ -10,8 +10,15 @@ whatever runs the model; this module gives it the object that ``predict``\\ s:
   label output, probabilities without ZipMap, the classes and the output shape the model
   had, and a graph that refuses an input is a 422 like a model that does.
 
-``serving.json`` in the model folder says which runtime the replicas use; a Bento without
-it predates the choice and runs its pickle. Standalone like the runtime: standard
+XGBoost and LightGBM models are also saved in their libraries' own formats
+(``model.ubj``, ``model.txt``: readable by any later version of the library, unlike a
+pickle). Their scikit-learn estimators still load from the pickle, which keeps the
+wrapper's classes and label encoding; a native ``Booster`` loads from its native file as a
+:class:`BoosterModel`, whose ``predict`` is the Booster's own (probabilities for a
+classification objective), taking the runtime's arrays and frames without a DMatrix.
+
+``serving.json`` in the model folder says which runtime the replicas use and which
+native file there is; a Bento without it predates both and runs its pickle. Standalone like the runtime: standard
 library, numpy, cloudpickle and (for ``onnx``) onnxruntime, never jupyter_deploy.
 """
 
@@ -35,6 +42,10 @@ def serving_config(path: Path) -> dict[str, Any]:
     return json.loads(file.read_text()) if file.exists() else {"runtime": "python"}
 
 
+# Library -> the file its boosters are saved as, in the library's own format.
+NATIVE_FILES = {"xgboost": "model.ubj", "lightgbm": "model.txt"}
+
+
 def load(path: Path, columns: list[str], runtime: str | None = None) -> Any:
     """The model in ``path`` as ``runtime`` runs it (default: what ``serving.json`` says)."""
     config = serving_config(path)
@@ -43,6 +54,9 @@ def load(path: Path, columns: list[str], runtime: str | None = None) -> Any:
         return OnnxModel(path, config["onnx"], columns)
     if runtime != "python":
         raise ValueError(f"unknown runtime {runtime!r}; this Bento knows {RUNTIMES}")
+    native = config.get("native")
+    if native and native["booster"]:
+        return BoosterModel(load_booster(path / native["file"], native["library"]))
     import cloudpickle
 
     with open(path / MODEL_FILE, "rb") as f:
@@ -105,3 +119,65 @@ class OnnxModel:
 
     def _proba(self, x: Any) -> np.ndarray:
         return self._run(self._outputs[1], x)
+
+
+def native_library(model: Any) -> str | None:
+    """``xgboost`` or ``lightgbm`` for their Boosters and scikit-learn estimators, else None."""
+    library = type(model).__module__.split(".")[0]
+    return library if library in NATIVE_FILES else None
+
+
+def booster_of(model: Any) -> Any:
+    """The native Booster inside ``model`` (itself when it is one)."""
+    if hasattr(model, "get_booster"):  # XGBoost's scikit-learn API
+        return model.get_booster()
+    return getattr(model, "booster_", model)  # LightGBM's, else a Booster
+
+
+def native_bytes(booster: Any, library: str) -> bytes:
+    """``booster`` in its library's own format (what :func:`load_booster` reads)."""
+    if library == "xgboost":
+        return bytes(booster.save_raw("ubj"))
+    return str(booster.model_to_string()).encode()
+
+
+def load_booster(file: Path, library: str) -> Any:
+    if library == "xgboost":
+        import xgboost
+
+        booster = xgboost.Booster()
+        booster.load_model(str(file))
+        return booster
+    import lightgbm
+
+    return lightgbm.Booster(model_file=str(file))
+
+
+class BoosterModel:
+    """A native XGBoost or LightGBM Booster with a ``predict`` that takes arrays and frames.
+
+    ``predict`` gives what the Booster's own does (XGBoost's ``inplace_predict`` is its
+    ``predict`` without building a DMatrix); ``n_features_in_`` and, when the Booster has
+    real column names, ``feature_names_in_`` let the schema be inferred without a sample.
+    """
+
+    native_booster = True  # what the ONNX export looks for (not a scikit-learn estimator)
+
+    def __init__(self, booster: Any) -> None:
+        self.booster = booster
+        self.library = native_library(booster) or "xgboost"
+        if self.library == "xgboost":
+            names = booster.feature_names
+            self.n_features_in_ = booster.num_features()
+        else:
+            names = booster.feature_name()
+            self.n_features_in_ = booster.num_feature()
+            if names == [f"Column_{i}" for i in range(len(names))]:
+                names = None  # LightGBM's names for a booster trained without any
+        if names:
+            self.feature_names_in_ = np.asarray(names, dtype=object)
+
+    def predict(self, x: Any) -> np.ndarray:
+        if self.library == "xgboost":
+            return np.asarray(self.booster.inplace_predict(x))
+        return np.asarray(self.booster.predict(x))

@@ -305,7 +305,9 @@ def models() -> Any:
     version, so neither a relative nor a plain import would find its sibling."""
     here = Path(__file__).parent
     file = here / "jd_models.py" if (here / "jd_models.py").exists() else here / "models.py"
-    name = f"{__name__}_models"
+    # In the package this is the package's own module (one copy per process); in a Bento,
+    # one per runtime module, so two versions in one replica each keep theirs.
+    name = f"{__package__}.models" if __package__ else f"{__name__}_models"
     if name not in sys.modules:
         spec = importlib.util.spec_from_file_location(name, file)
         assert spec is not None and spec.loader is not None

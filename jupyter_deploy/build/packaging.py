@@ -53,7 +53,7 @@ def _fingerprint(cap: ModelCapture, spec: DeploymentSpec, pins: list[str]) -> st
     h.update(str(spec.max_batch_rows).encode())
     h.update(",".join(cap.methods).encode())
     h.update(json.dumps(cap.reference, sort_keys=True).encode())
-    h.update(cap.runtime.encode())
+    h.update(json.dumps(cap.serving, sort_keys=True).encode())
     for name, data in sorted(cap.runtime_files.items()):
         h.update(name.encode() + hashlib.sha256(data).digest())
     for src in _BENTO_FILES:
@@ -97,6 +97,7 @@ def build_bento(cap: ModelCapture, spec: DeploymentSpec) -> BentoRef:
     """Save the model and build its Bento, or return the identical one already built."""
     import bentoml
 
+    from .._bento.models import SERVING_FILE
     from .._bento.runtime import save_model_files
     from .reference import REFERENCE_FILE
 
@@ -112,7 +113,8 @@ def build_bento(cap: ModelCapture, spec: DeploymentSpec) -> BentoRef:
             labels={"framework": cap.framework, "deployment": spec.name},
             metadata=meta,
         ) as bento_model:
-            save_model_files(bento_model.path, cap.model_bytes, cap.schema, cap.runtime_files)
+            files = {**cap.runtime_files, SERVING_FILE: json.dumps(cap.serving).encode()}
+            save_model_files(bento_model.path, cap.model_bytes, cap.schema, files)
             if cap.reference is not None:
                 Path(bento_model.path, REFERENCE_FILE).write_text(json.dumps(cap.reference))
         with tempfile.TemporaryDirectory(prefix="jd-bento-") as ctx:

@@ -8,12 +8,11 @@ first graph that passes is kept.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from .._bento.models import GRAPH_FILE, SERVING_FILE
+from .._bento.models import GRAPH_FILE
 from ..build.capture import ModelCapture
 from ..build.reference import task_of
 from ..errors import ExportError
@@ -76,7 +75,8 @@ def for_serving(cap: ModelCapture, sample: Any) -> None:
     Converted and checked exactly as an export is, on the caller's ``sample`` (or rows
     drawn from the reference profile); raises :class:`ExportError` with one line when a
     step cannot be converted or the graph does not answer like the model, so nothing is
-    deployed. The graph and ``serving.json`` go into the model folder beside the pickle,
+    deployed. The graph goes into the model folder beside the pickle (``serving.json``
+    names it),
     which stays the source for exports and the ``python`` runtime.
     """
     _require_converters()
@@ -106,11 +106,9 @@ def for_serving(cap: ModelCapture, sample: Any) -> None:
               "label_agreement": result.label_agreement, "ties": result.ties,
               "max_difference": result.max_difference,
               "latency": [asdict(x) for x in result.latency]}  # fmt: skip
-    cap.runtime, cap.parity = "onnx", parity
-    cap.runtime_files = {
-        GRAPH_FILE: conv.graph.SerializeToString(),
-        SERVING_FILE: json.dumps({"runtime": "onnx", "onnx": config}, indent=2).encode(),
-    }
+    cap.serving.update(runtime="onnx", onnx=config)
+    cap.runtime_files[GRAPH_FILE] = conv.graph.SerializeToString()
+    cap.parity = parity
     cap.modules.add("onnxruntime")  # pinned in the Bento like the model's own packages
 
 
