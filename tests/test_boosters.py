@@ -35,13 +35,14 @@ def data() -> tuple[pd.DataFrame, pd.Series]:
 
 def _models(x: pd.DataFrame, y: pd.Series) -> dict[str, Any]:
     binary = (y > 0).astype(int)
+    multi = {"objective": "multi:softprob", "num_class": 3, "max_depth": 3}
     return {
         "xgb-classifier": xgb.XGBClassifier(n_estimators=8, max_depth=3).fit(x, y),
         "lgbm-regressor": lgb.LGBMRegressor(n_estimators=8, verbose=-1).fit(x, x.spend * 2),
-        "xgb-booster": xgb.train({"objective": "multi:softprob", "num_class": 3, "max_depth": 3},
-                                 xgb.DMatrix(x, y), 8),  # fmt: skip
-        "lgbm-booster": lgb.train({"objective": "binary", "verbose": -1},
-                                  lgb.Dataset(x, binary), 8),  # fmt: skip
+        "xgb-booster": xgb.train(multi, xgb.DMatrix(x, y), 8),
+        "lgbm-booster": lgb.train(
+            {"objective": "binary", "verbose": -1}, lgb.Dataset(x, binary), 8
+        ),
     }
 
 

@@ -106,7 +106,7 @@ def test_models_onnx_cannot_serve_are_refused_before_anything_is_built(
     # A model whose predict is not what its fitted parameters say: the graph disagrees.
     shifted = DecisionTreeRegressor(max_depth=3).fit(x, y)
     shifted.predict = lambda rows: DecisionTreeRegressor.predict(shifted, rows) + 1
-    with pytest.raises(ExportError, match="agrees with the model on only 0.00%"):
+    with pytest.raises(ExportError, match=r"agrees with the model on only 0\.00%"):
         jd.deploy(shifted, name="rt-shifted", sample=x, runtime="onnx", progress=False)
     built = {b.info.name for b in bentoml.bentos.list()}
     assert not built & {"rt-bad", "rt-nosample", "rt-odd", "rt-shifted"}

@@ -18,8 +18,9 @@ wrapper's classes and label encoding; a native ``Booster`` loads from its native
 classification objective), taking the runtime's arrays and frames without a DMatrix.
 
 ``serving.json`` in the model folder says which runtime the replicas use and which
-native file there is; a Bento without it predates both and runs its pickle. Standalone like the runtime: standard
-library, numpy, cloudpickle and (for ``onnx``) onnxruntime, never jupyter_deploy.
+native file there is; a Bento without it predates both and runs its pickle. Standalone
+like the runtime: standard library, numpy, cloudpickle, onnxruntime for ``onnx`` and the
+booster's library for its native file; never jupyter_deploy.
 """
 
 from __future__ import annotations

@@ -12,9 +12,10 @@ regressors within 6e-5 absolute. Their trees get the same float32 cast as scikit
 it the cast is an approximation the parity check guards (no row flipped in our tests).
 
 A native Booster (deployed as the runtime's ``BoosterModel``) is converted by onnxmltools
-directly, in float (XGBoost's own precision) at onnxmltools' own opset, and its graph keeps only what the Booster's
-``predict`` gives: the value of a regression, the probabilities of a classification
-objective (the positive class's for a binary one), so parity compares like with like.
+directly, in float (XGBoost's own precision) at onnxmltools' own opset, and its graph
+keeps only what the Booster's ``predict`` gives: the value of a regression, the
+probabilities of a classification objective (the positive class's for a binary one), so
+parity compares like with like.
 """
 
 from __future__ import annotations
@@ -108,9 +109,13 @@ def convert_booster(model: Any, width: int) -> Any:
         if width_out == 1:  # binary: the positive class's probability, one per row
             one = helper.make_tensor("jd_positive", TensorProto.INT64, [], [1])
             graph.graph.initializer.append(one)
-            graph.graph.node.append(helper.make_node(
-                "Gather", [outputs[1].name, "jd_positive"], ["probability"], axis=1))
+            graph.graph.node.append(
+                helper.make_node(
+                    "Gather", [outputs[1].name, "jd_positive"], ["probability"], axis=1
+                )
+            )
             graph.graph.output.remove(outputs[1])
             graph.graph.output.append(
-                helper.make_tensor_value_info("probability", TensorProto.FLOAT, [None]))
+                helper.make_tensor_value_info("probability", TensorProto.FLOAT, [None])
+            )
     return graph
