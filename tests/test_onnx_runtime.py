@@ -17,6 +17,7 @@ import pytest
 from conftest import bentoml_serve, wait_for
 
 import jupyter_deploy as jd
+from jupyter_deploy.client.table import DeploymentTable
 from jupyter_deploy.errors import ExportError, InvalidSpecError
 
 BAD_BODIES = [
@@ -50,6 +51,9 @@ def test_onnx_replicas_answer_like_the_python_runtime(
     x = iris[0].sample(40, random_state=1)
     assert onnx_dep.runtime == "onnx" and iris_dep.runtime == "python"
     assert "onnx (checked on 150 sample rows: 100.00% agree" in onnx_dep._repr_html_()
+    assert onnx_dep.versions()[-1]["runtime"] == "onnx"
+    table = {r["name"]: r["runtime"] for r in DeploymentTable(jd.list_deployments()).rows()}
+    assert table["iris-onnx"] == "onnx" and table["iris"] == "python"
     assert onnx_dep.predict(x).tolist() == iris_dep.predict(x).tolist()
     np.testing.assert_allclose(onnx_dep.predict_proba(x), iris_dep.predict_proba(x), atol=1e-6)
     for body in BAD_BODIES:

@@ -119,11 +119,12 @@ class Deployment(Lifecycle, Runners):
         )
 
     def versions(self) -> list[dict[str, Any]]:
-        """Every version with its Bento tag, creation time, and whether it is live."""
+        """Every version with its Bento tag, runtime, creation time, and whether it is live."""
         return [
             {
                 "version": v.version,
                 "bento_tag": v.bento_tag,
+                "runtime": v.spec.get("runtime", "python"),
                 "created": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(v.created)),
                 "live": v.version == self._record.live,
             }
