@@ -4,7 +4,8 @@ It turns a JSON payload into the model's input, validates it against the input s
 captured at deploy time, and turns predictions into JSON. Both servers of a Bento use it,
 so they answer identically: the Bento's own ``service.py`` (``bentoml serve``) and the
 Ray Serve replica of jupyter_deploy. It must stay standalone: it imports only the standard
-library, numpy, pandas and cloudpickle, never jupyter_deploy.
+library, numpy and pandas, never jupyter_deploy; the model itself is loaded by
+``jd_models.py`` beside it (the pickle, or the ONNX graph for ``runtime="onnx"``).
 
 NaN policy: a column accepts ``null``/``NaN`` only if the training sample had missing
 values in it (or the deployment set ``allow_nan``); infinities are always rejected, as

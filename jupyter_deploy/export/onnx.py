@@ -76,8 +76,7 @@ def for_serving(cap: ModelCapture, sample: Any) -> None:
     drawn from the reference profile); raises :class:`ExportError` with one line when a
     step cannot be converted or the graph does not answer like the model, so nothing is
     deployed. The graph goes into the model folder beside the pickle (``serving.json``
-    names it),
-    which stays the source for exports and the ``python`` runtime.
+    names it), which stays the source for exports and the ``python`` runtime.
     """
     _require_converters()
     if sample is None and cap.reference is None:
