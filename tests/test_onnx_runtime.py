@@ -114,3 +114,18 @@ def test_models_onnx_cannot_serve_are_refused_before_anything_is_built(
         jd.deploy(shifted, name="rt-shifted", sample=x, runtime="onnx", progress=False)
     built = {b.info.name for b in bentoml.bentos.list()}
     assert not built & {"rt-bad", "rt-nosample", "rt-odd", "rt-shifted"}
+
+
+def test_an_unchanged_model_reuses_its_onnx_bento(iris: tuple[Any, Any], iris_pipe: Any) -> None:
+    from jupyter_deploy.build.capture import capture
+    from jupyter_deploy.build.packaging import build_bento
+    from jupyter_deploy.export.onnx import for_serving
+    from jupyter_deploy.spec import DeploymentSpec
+
+    spec = DeploymentSpec(name="rt-reuse", runtime="onnx")
+    built = []
+    for _ in range(2):
+        cap = capture(iris_pipe, sample=iris[0])
+        for_serving(cap, iris[0])
+        built.append(build_bento(cap, spec))
+    assert built[1].reused and built[1].tag == built[0].tag

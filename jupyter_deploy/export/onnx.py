@@ -106,6 +106,9 @@ def for_serving(cap: ModelCapture, sample: Any) -> None:
               "max_difference": result.max_difference,
               "latency": [asdict(x) for x in result.latency]}  # fmt: skip
     cap.serving.update(runtime="onnx", onnx=config)
+    # skl2onnx names each graph with a random uuid: a fixed name keeps an unchanged model's
+    # graph byte-identical, so its Bento is reused (build/packaging.py's fingerprint).
+    conv.graph.graph.name = "jupyter_deploy"
     cap.runtime_files[GRAPH_FILE] = conv.graph.SerializeToString()
     cap.parity = parity
     cap.modules.add("onnxruntime")  # pinned in the Bento like the model's own packages
