@@ -107,7 +107,9 @@ def test_boosters_serve_batch_and_run_standalone(cluster: Any, data: Any, tmp_pa
         answer = httpx.post(f"{url}/predict", json={"instances": records}, timeout=30).json()
     assert np.allclose(answer["predictions"], expected)
 
-    graph = jd.deploy(classifier, name="xgb-onnx", sample=x, runtime="onnx", progress=False)
+    # v2 of the same deployment, another library and runtime: switched in place.
+    graph = jd.deploy(classifier, name="booster", sample=x, runtime="onnx", progress=False)
+    assert graph.version == 2 and [v["runtime"] for v in graph.versions()] == ["python", "onnx"]
     assert graph.predict(rows).tolist() == classifier.predict(rows).tolist()
     assert np.allclose(graph.predict_proba(rows), classifier.predict_proba(rows), atol=1e-6)
     assert graph.batch(x, progress=False)["prediction"].tolist() == classifier.predict(x).tolist()
