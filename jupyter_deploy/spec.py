@@ -17,6 +17,9 @@ from .errors import InvalidSpecError
 # A deployment name is also its route (/<name>) and part of its Bento tag, so it must be
 # a safe URL segment and a valid BentoML name: lowercase letters, digits, - and _.
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+# What runs the model in the replicas: "python" calls the captured object's predict,
+# "onnx" its ONNX graph in onnxruntime (converted and parity-checked at deploy time).
+RUNTIMES = ("python", "onnx")
 
 
 def _finite(value: object) -> bool:
@@ -113,6 +116,8 @@ class DeploymentSpec:
     log_retention_days: int = 30
     # Request fields (column names) dropped from logged bodies before they leave a replica.
     log_redact: tuple[str, ...] = ()
+    # What runs the model in the replicas: one of RUNTIMES.
+    runtime: str = "python"
 
     def __post_init__(self) -> None:
         validate_name(self.name)
@@ -125,6 +130,10 @@ class DeploymentSpec:
                 f"log_sample_rate must be in [0, 1], got {self.log_sample_rate}."
             )
         _check_log_privacy(self)
+        if self.runtime not in RUNTIMES:
+            raise InvalidSpecError(
+                f"Unknown runtime {self.runtime!r}: use {' or '.join(map(repr, RUNTIMES))}."
+            )
         if self.drift:
             try:
                 DriftThresholds(**self.drift).validate()
@@ -153,6 +162,7 @@ class DeploymentSpec:
             drift=dict(data.get("drift", {})),
             log_retention_days=data.get("log_retention_days", 30),
             log_redact=tuple(data.get("log_redact", ())),
+            runtime=data.get("runtime", "python"),
         )
 
 

@@ -38,6 +38,7 @@ def deploy(
     drift: dict[str, float] | None = None,
     log_retention_days: int = DeploymentSpec.log_retention_days,
     log_redact: tuple[str, ...] = DeploymentSpec.log_redact,
+    runtime: str = DeploymentSpec.runtime,
     shadow: float | None = None,
     canary: float | dict[str, Any] | None = None,
     address: str | None = None,
@@ -80,6 +81,13 @@ def deploy(
     log_redact
         Request fields (column names, e.g. ``["ssn"]``) removed from the payload log in
         the replica, before the record leaves it.
+    runtime
+        What runs the model in the replicas: ``"python"`` (default) calls the model's own
+        ``predict``; ``"onnx"`` converts it to an ONNX graph at deploy time, checks that
+        the graph answers like the model on ``sample`` (or on rows drawn from
+        ``reference``), and serves the graph with onnxruntime: same routes, validation,
+        monitoring and answers. A model that cannot be converted, or whose graph
+        disagrees, is refused and nothing is deployed.
     shadow
         Deploy the new version as a shadow of the live one: it gets a copy of this share of
         the requests after each caller's answer; callers only ever see the live answers.
@@ -119,12 +127,18 @@ def deploy(
         drift=dict(drift or {}),
         log_retention_days=log_retention_days,
         log_redact=tuple(log_redact),
+        runtime=runtime,
     )
     notebook = (namespace or {}).get("__session__")
     prog = Progress(f"deploy {name}", enabled=progress)
     with prog.step("capture"):
         cap = capture(obj, sample=sample, reference=reference, allow_nan=allow_nan,
                       variable=variable, notebook=notebook)  # fmt: skip
+    if spec.runtime == "onnx":
+        from ..export.onnx import for_serving
+
+        with prog.step("convert to ONNX"):
+            for_serving(cap, sample)
     from ..build.packaging import build_bento, export_archive, model_metadata
 
     with prog.step("package"):

@@ -15,7 +15,7 @@ from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from ..errors import JupyterDeployError
-from ..spec import Autoscaling, DeploymentSpec, Resources
+from ..spec import RUNTIMES, Autoscaling, DeploymentSpec, Resources
 
 
 def _one_line_errors(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -72,6 +72,9 @@ class DeployMagics(Magics):
               help="Days of payload log kept (default %(default)s).")  # fmt: skip
     @argument("--log-redact", metavar="FIELDS", default="",
               help="Request fields kept out of the payload log: ssn,dob.")  # fmt: skip
+    @argument("--runtime", choices=RUNTIMES, default=_SPEC.runtime,
+              help="What runs the model: python (its predict) or onnx (its ONNX graph, "
+              "checked against the model on the sample; default %(default)s).")  # fmt: skip
     @argument("--canary", type=float, metavar="PERCENT",
               help="Roll out as a canary from PERCENT of the traffic (e.g. 10).")  # fmt: skip
     @argument("--rollback", metavar="NAME", help="Serve NAME's previous version again.")
@@ -106,6 +109,7 @@ class DeployMagics(Magics):
             num_gpus=args.num_gpus,
             auth=not args.no_auth,
             allow_nan=args.allow_nan,
+            runtime=args.runtime,
             canary=args.canary / 100 if args.canary is not None else None,
             namespace=ns,
         )
