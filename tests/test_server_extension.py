@@ -80,7 +80,7 @@ def test_every_handler_is_decorated(jp_serverapp: Any) -> None:
 
 async def test_unauthenticated_requests_are_refused(jp_fetch: Any) -> None:
     routes = _routes()
-    assert len(routes) == 8
+    assert len(routes) == 9
     for method, path, handler in routes:
         body = b"{}" if method == "POST" else None
         with warnings.catch_warnings():
