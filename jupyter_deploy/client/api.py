@@ -8,6 +8,7 @@ from typing import Any
 from .. import _ray
 from ..build.capture import capture, resolve
 from ..control import cluster
+from ..errors import InvalidSpecError
 from ..monitoring import aggregator
 from ..progress import Progress
 from ..settings import Settings
@@ -36,6 +37,9 @@ def deploy(
     drift: dict[str, float] | None = None,
     log_retention_days: int = DeploymentSpec.log_retention_days,
     log_redact: tuple[str, ...] = DeploymentSpec.log_redact,
+    explain_timeout_s: float = DeploymentSpec.explain_timeout_s,
+    segments: tuple[str, ...] | list[str] = DeploymentSpec.segments,
+    fairness: dict[str, float] | None = None,
     shadow: float | None = None,
     address: str | None = None,
     namespace: dict[str, Any] | None = None,
@@ -77,6 +81,16 @@ def deploy(
     log_redact
         Request fields (column names, e.g. ``["ssn"]``) removed from the payload log in
         the replica, before the record leaves it.
+    explain_timeout_s
+        Seconds one ``/explain`` request may take before it is answered 503 with the
+        reason (default 5; only model-agnostic explanations come near it).
+    segments
+        Input columns (e.g. ``["sex", "region"]``) whose values split the monitoring:
+        requests, predictions, accuracy from feedback and drift per value
+        (:meth:`Deployment.segments`); gaps between values are flagged.
+    fairness
+        Gap thresholds for segments: ``{"parity_gap": 0.1, "accuracy_gap": 0.1,
+        "min_count": 30}`` (defaults).
     shadow
         Deploy the new version as a shadow of the live one: it gets a copy of this share of
         the requests after each caller's answer; callers only ever see the live answers.
@@ -105,12 +119,19 @@ def deploy(
         drift=dict(drift or {}),
         log_retention_days=log_retention_days,
         log_redact=tuple(log_redact),
+        explain_timeout_s=explain_timeout_s,
+        segments=tuple(segments),
+        fairness=dict(fairness or {}),
     )
     notebook = (namespace or {}).get("__session__")
     prog = Progress(f"deploy {name}", enabled=progress)
     with prog.step("capture"):
         cap = capture(obj, sample=sample, reference=reference, allow_nan=allow_nan,
                       variable=variable, notebook=notebook)  # fmt: skip
+        unknown = [c for c in spec.segments if c not in cap.schema.names]
+        if unknown:
+            raise InvalidSpecError(f"segments {unknown} are not input columns of {name}; "
+                                   f"columns: {cap.schema.names}")  # fmt: skip
     from ..build.packaging import build_bento, export_archive, model_metadata
 
     with prog.step("package"):

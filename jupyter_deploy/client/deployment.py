@@ -13,6 +13,7 @@ from typing import Any
 
 from ..control.records import DeploymentRecord, VersionRecord
 from ..errors import PredictionError
+from .insight import Insight
 from .lifecycle import Lifecycle
 from .runners import Runners
 
@@ -51,7 +52,7 @@ def _epoch(when: Any) -> float | None:
     raise TypeError(f"cannot read a time from {when!r}")
 
 
-class Deployment(Lifecycle, Runners):
+class Deployment(Lifecycle, Runners, Insight):
     """A deployed model. Obtain one from :func:`jupyter_deploy.deploy` or ``get``."""
 
     def __init__(self, record: DeploymentRecord, base_url: str, status: dict[str, Any]) -> None:

@@ -100,6 +100,7 @@ class Telemetry:
             else "deployed without a sample: no reference profile of the inputs "
             "(deploy with sample= or reference=, or %deploy --sample VAR)"
         )
+        ref = {k: v for k, v in ref.items() if k != "background"}  # the explainer's, not drift's
         report = {**ref, "thresholds": self.thresholds, "reason": reason}
         self.aggregator.register.remote(self.name, state.version, report)
 
