@@ -120,6 +120,10 @@ class Aggregator:
         """Input and prediction drift and accuracy of the live version over ``window_s``."""
         return self._quality(name).report(window_s)
 
+    def segments(self, name: str, window_s: int = 300) -> dict[str, Any]:
+        """Requests, predictions, accuracy and drift per segment value, and their gaps."""
+        return self._quality(name).segments(window_s)
+
     def snapshot(self, name: str, window_s: int = 60) -> dict[str, Any]:
         """Totals, and over the last ``window_s`` seconds: rate, latency, errors, series."""
         dep = self._deployments.get(name, _Deployment())

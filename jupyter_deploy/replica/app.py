@@ -87,7 +87,9 @@ class ModelReplica:
                                         config.get("log_sample_rate", 1.0),
                                         config.get("drift_thresholds", {}),
                                         config.get("log_redact", ()),
-                                        config.get("log_retention_days", 30))  # fmt: skip
+                                        config.get("log_retention_days", 30),
+                                        config.get("segments", ()),
+                                        config.get("fairness"))  # fmt: skip
         self._versions = Versions(self.name, self._load, self._report)
         self._shadows: set[asyncio.Task[None]] = set()  # kept alive until they finish
         self._explaining = Explaining(self.name, config.get("explain_timeout_s", 5.0))
