@@ -93,14 +93,21 @@ class Explainer:
             return self._explain(x, deadline)
 
     def _explain(self, x: Any, deadline: float) -> Explanation:
-        predictions = np.asarray(self.model.predict(x))
+        z = None
+        if self.exact is not None:
+            # A Pipeline predicts with its last step on the transformed rows: transform once.
+            z = self._to_z(x)
+            predictions = np.asarray(self.exact.final.predict(z))
+        else:
+            predictions = np.asarray(self.model.predict(x))
         k = None
         if self.classes is not None:
             index = {c: i for i, c in enumerate(np.asarray(self.classes).tolist())}
             k = np.asarray([index[p] for p in predictions.tolist()])
         method: Method
         if self.exact is not None:
-            got = self.exact(self._to_z(x), k)
+            assert z is not None
+            got = self.exact(z, k)
             if got is not None:
                 phi_z, base, out = got
                 assert self._fold is not None and self.exact.space is not None

@@ -146,6 +146,10 @@ class Recorder:
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._flush_forever())
 
+    def busy(self) -> bool:
+        """Whether requests were counted since the last push (within the last second)."""
+        return any(w.requests for w in list(self._windows.values()))
+
     def shadow(self, version: int, rows: int, agree: int, failed: bool) -> None:
         """A shadow answer of ``version`` (not traffic: it never reached a caller)."""
         counts = self._shadows.setdefault(version, ShadowCounts())

@@ -92,7 +92,9 @@ class ModelReplica:
                                         config.get("fairness"))  # fmt: skip
         self._versions = Versions(self.name, self._load, self._report)
         self._shadows: set[asyncio.Task[None]] = set()  # kept alive until they finish
-        self._explaining = Explaining(self.name, config.get("explain_timeout_s", 5.0))
+        tel = self._telemetry
+        self._explaining = Explaining(self.name, config.get("explain_timeout_s", 5.0),
+                                      tel.recorder.busy if tel else lambda: False)  # fmt: skip
 
     async def reconfigure(self, user_config: dict[str, Any]) -> None:
         """Serve what Serve pushes; keep the old versions if the new ones fail to load."""
