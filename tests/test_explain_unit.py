@@ -105,7 +105,7 @@ def test_exact_models_add_up(kind: str) -> None:
     elif kind == "xgboost":
         from xgboost import XGBClassifier
 
-        model = XGBClassifier(n_estimators=20).fit(xn, y)
+        model = XGBClassifier(n_estimators=200).fit(xn, y)
     elif kind == "lightgbm":
         from lightgbm import LGBMClassifier
 
@@ -116,8 +116,9 @@ def test_exact_models_add_up(kind: str) -> None:
         model = LogisticRegression(max_iter=500).fit(xn, x["region"])
     explainer, xin = _explainer(model, xn)
     e = explainer.explain(xin, time.monotonic() + 60)
-    assert e.method in ("tree", "linear")
-    assert _additive(e) < TOL
+    assert e.method == ("linear" if kind in ("ridge", "multiclass") else "tree")
+    # XGBoost sums its trees in float32: additive within that rounding, not 1e-6.
+    assert _additive(e) < (1e-5 if kind == "xgboost" else TOL)
 
 
 def test_mixing_steps_fall_back_to_sampling_on_input_columns() -> None:
