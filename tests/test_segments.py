@@ -16,6 +16,7 @@ from test_explain import people
 import jupyter_deploy as jd
 from jupyter_deploy.errors import InvalidSpecError
 from jupyter_deploy.monitoring.segments import SegmentCounts, _gaps, report
+from jupyter_deploy.notebook.charts import segments_table
 from jupyter_deploy.spec import DeploymentSpec, DriftThresholds, FairnessThresholds
 
 
@@ -32,6 +33,8 @@ def test_gaps_are_flagged_only_past_the_thresholds_and_min_count() -> None:
     assert out["flagged"] and "parity" in out["reason"] and "accuracy" in out["reason"]
     loose = _gaps(out["values"], True, FairnessThresholds(parity_gap=0.5, accuracy_gap=0.5))
     assert not loose["flagged"]
+    table = segments_table({"available": True, "columns": {"sex": out}})
+    assert "⚠ sex: parity difference 0.15" in table and "1 60%" in table
     with pytest.raises(InvalidSpecError, match="parity_gap"):
         DeploymentSpec("x", fairness={"parity_gap": 2})
     with pytest.raises(InvalidSpecError, match="Unknown fairness"):
@@ -89,5 +92,8 @@ def test_segment_figures_match_the_truth(cluster: Any) -> None:
             )
         assert out["flagged"] == [c for c in ("sex", "region") if out["columns"][c]["flagged"]]
         assert np.isfinite(out["columns"]["region"]["accuracy_difference"])
+        monitor = dep.monitor()  # the dashboard's segment table, from the same report
+        monitor.refresh_quality()
+        assert "region:" in monitor.segments.value and "north" in monitor.segments.value
     finally:
         jd.undeploy("segmented")
