@@ -108,6 +108,7 @@ def test_shifted_labelled_traffic_retrains_gates_and_canaries(cluster: Any, tmp_
         assert "decision: deploy" in done.stdout and "drift in a" in done.stdout
         traffic = dep.refresh().traffic()
         assert traffic["live"] == 1 and traffic["weights"] == {1: 0.9, 2: 0.1}
+        assert traffic["canary"]["version"] == 2 and traffic["canary"]["baseline"] == 1
         assert (tmp_path / "record.ipynb").exists()
     finally:
         jd.undeploy("retrained")

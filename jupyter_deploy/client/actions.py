@@ -19,7 +19,6 @@ from ..errors import (
     DeploymentFailedError,
     DeploymentNotFoundError,
     DeploymentTimeoutError,
-    RollbackError,
 )
 from ..monitoring import aggregator
 from ..progress import Progress
@@ -73,10 +72,6 @@ def view(rec: DeploymentRecord, settings: Settings) -> View:
     return rec, cluster.base_url(info, settings), serving.application_status(rec.name)
 
 
-def token_of(target: Target) -> str | None:
-    return target.token if target.spec.auth else None
-
-
 def roll_out(
     rec: DeploymentRecord, version: int, url: str, settings: Settings, prog: Progress,
     timeout: float | None,
@@ -87,7 +82,7 @@ def roll_out(
     live = live_target(rec) if rec.live is not None else None
     wait = float(timeout if timeout is not None else settings.deploy_timeout)
     try:
-        serving.rollout(target, probe(url, token_of(target)), wait, prog.note, serving=live)
+        serving.rollout(target, probe(url, target.probe_token), wait, prog.note, serving=live)
     except BaseException as exc:  # KeyboardInterrupt too: never leave a half-made version
         _ray.call(reg.drop_version, rec.name, version)
         if not isinstance(exc, DeploymentFailedError | DeploymentTimeoutError):
@@ -96,7 +91,7 @@ def roll_out(
             with contextlib.suppress(DeploymentNotFoundError):
                 serving.delete_application(rec.name)
             raise
-        serving.rollout(live, probe(url, token_of(live)), wait, serving=target)
+        serving.rollout(live, probe(url, live.probe_token), wait, serving=target)
         raise type(exc)(f"{exc} Version {live.version} keeps serving.") from None
 
 
@@ -122,23 +117,6 @@ def live_records(address: str | None = None) -> list[DeploymentRecord]:
     """Every deployment with a live version, sorted by name."""
     connect(address)
     return [r for r in _ray.call(registry().records) if r.live is not None]
-
-
-def rollback(name: str, *, address: str | None = None, progress: bool = True) -> View:
-    """Serve the version that was live before the current one (as a new rollout)."""
-    rec, settings = record(name, address)
-    assert rec.live is not None
-    earlier = [v for v in rec.versions if v.version < rec.live]
-    if not earlier:
-        raise RollbackError(f"'{name}' has no version before v{rec.live} to roll back to.")
-    previous = earlier[-1]
-    url = url_of(name, settings)
-    prog = Progress(f"rollback {name} to v{previous.version}", enabled=progress)
-    with prog.step(f"deploy v{previous.version}"):
-        target = target_of(rec, previous.version)
-        serving.rollout(target, probe(url, token_of(target)), float(settings.deploy_timeout),
-                        prog.note, serving=live_target(rec))  # fmt: skip
-    return view(_ray.call(registry().set_live, name, previous.version, "rollback"), settings)
 
 
 def scale(name: str, min_replicas: int, max_replicas: int, *, address: str | None = None) -> View:

@@ -23,9 +23,10 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
-from .records import DeploymentRecord, Event, Traffic, VersionRecord
+from .records import Canary, DeploymentRecord, Event, Traffic, VersionRecord
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS deployments (
@@ -51,6 +52,10 @@ CREATE TABLE IF NOT EXISTS events (
     event   TEXT NOT NULL,
     version INTEGER,
     detail  TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS canaries (
+    name TEXT PRIMARY KEY REFERENCES deployments(name) ON DELETE CASCADE,
+    data TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS counters (
     name  TEXT PRIMARY KEY REFERENCES deployments(name) ON DELETE CASCADE,
@@ -112,8 +117,9 @@ class Store:
                     (name,),
                 )
             ]
+            canary = self._canary(self._db, name)
         traffic = Traffic.from_dict(json.loads(row[2])) if row[2] else None
-        return DeploymentRecord(name, row[0], versions, row[1], events, traffic)
+        return DeploymentRecord(name, row[0], versions, row[1], events, traffic, canary)
 
     def names(self) -> list[str]:
         with self._lock:
@@ -144,14 +150,60 @@ class Store:
         return self._must(name)
 
     def set_live(
-        self, name: str, version: int, event: str, detail: str = "", traffic: Traffic | None = None
+        self,
+        name: str,
+        version: int,
+        event: str,
+        detail: str = "",
+        traffic: Traffic | None = None,
+        canary: Canary | None = None,
     ) -> DeploymentRecord:
-        """Make ``version`` live, with ``traffic`` (None: it takes every request)."""
+        """Make ``version`` live, with ``traffic`` (None: it takes every request).
+
+        ``canary`` is a canary that starts with this traffic; without one, a running canary
+        ends here: a person changed the traffic (promoted it, split, deployed, rolled back).
+        """
         data = json.dumps(traffic.to_dict()) if traffic is not None else None
         with self._tx() as db:
             db.execute("UPDATE deployments SET live = ?, traffic = ? WHERE name = ?",
                        (version, data, name))  # fmt: skip
+            running = self._canary(db, name)
+            if canary is None and running is not None and running.state == "running":
+                state = "promoted" if version == running.version and traffic is None else "stopped"
+                canary = replace(running, state=state, ended=time.time(), reason=f"{event} by hand")
+            if canary is not None:
+                self._put_canary(db, name, canary)
             self._event(db, name, event, version, detail)
+        return self._must(name)
+
+    def canary_step(
+        self,
+        name: str,
+        started: float,
+        canary: Canary,
+        live: int | None = None,
+        traffic: Traffic | None = None,
+        event: str = "",
+    ) -> DeploymentRecord | None:
+        """The canary controller's change, only if the canary started at ``started`` is still
+        running (a person may have promoted, split or rolled back meanwhile): its new state,
+        and with ``event`` the new live version and traffic. None if it was not applied."""
+        with self._tx() as db:
+            current = self._canary(db, name)
+            if current is None or current.started != started or current.state != "running":
+                return None
+            self._put_canary(db, name, canary)
+            if event:
+                data = json.dumps(traffic.to_dict()) if traffic is not None else None
+                db.execute("UPDATE deployments SET live = ?, traffic = ? WHERE name = ?",
+                           (live, data, name))  # fmt: skip
+                self._event(db, name, event, canary.version, canary.reason)
+            if canary.state == "rolled_back":  # never split to it again without a redeploy
+                (meta,) = db.execute("SELECT meta FROM versions WHERE name = ? AND version = ?",
+                                     (name, canary.version)).fetchone()  # fmt: skip
+                db.execute("UPDATE versions SET meta = ? WHERE name = ? AND version = ?",
+                           (json.dumps({**json.loads(meta), "failed": canary.reason}), name,
+                            canary.version))  # fmt: skip
         return self._must(name)
 
     def record_event(self, name: str, event: str, version: int | None, detail: str = "") -> None:
@@ -221,6 +273,16 @@ class Store:
             return dict(self._db.execute("SELECT name, data FROM counters").fetchall())
 
     # -- helpers ------------------------------------------------------------------------
+    @staticmethod
+    def _canary(db: sqlite3.Connection, name: str) -> Canary | None:
+        row = db.execute("SELECT data FROM canaries WHERE name = ?", (name,)).fetchone()
+        return Canary.from_dict(json.loads(row[0])) if row else None
+
+    @staticmethod
+    def _put_canary(db: sqlite3.Connection, name: str, canary: Canary) -> None:
+        db.execute("INSERT OR REPLACE INTO canaries (name, data) VALUES (?, ?)",
+                   (name, json.dumps(canary.to_dict())))  # fmt: skip
+
     @staticmethod
     def _event(db: sqlite3.Connection, name: str, event: str, version: int | None,
                detail: str) -> None:  # fmt: skip

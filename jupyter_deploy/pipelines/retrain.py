@@ -11,7 +11,6 @@ and rules (:mod:`.gate`). A candidate that passes is rolled out as a canary.
 
 from __future__ import annotations
 
-import inspect
 import re
 import time
 from dataclasses import dataclass
@@ -60,7 +59,7 @@ class RetrainParams:
     metric: str = "accuracy"
     threshold: float | None = None
     max_regression: float = 0.0
-    canary: float = 0.1
+    canary: float = 0.1  # first share of the canary (deploy(canary=)); 1: all at once
     base: str | None = None  # a CSV of earlier training rows (schema columns + label)
 
     def __post_init__(self) -> None:
@@ -164,23 +163,14 @@ def gate(params: RetrainParams, candidate: Candidate, holdout: Any) -> GateResul
 
 
 def roll_out(params: RetrainParams, candidate: Candidate, train: Any, result: GateResult) -> Any:
-    """Deploy a candidate that passed as a canary taking ``params.canary`` of requests."""
+    """Deploy a candidate that passed as a canary starting at ``params.canary`` of requests."""
     from ..client import api
 
     result.enforce()
     sample = train.drop(columns=[LABEL])
-    if "canary" in inspect.signature(api.deploy).parameters:
-        return api.deploy(candidate.model, params.name, sample=sample, canary=params.canary,
-                          progress=False)  # type: ignore[call-arg]  # fmt: skip
-    # Until deploy() takes canary=: record the version as a shadow (not live, no caller
-    # sees it), then share the requests between the live version and it.
-    live = api.get(params.name).version
-    dep = api.deploy(candidate.model, params.name, sample=sample, shadow=1.0, progress=False)
-    new = max(v["version"] for v in dep.versions())
-    dep = dep.shadow(None)
-    if params.canary >= 1:
-        return dep.promote()
-    return dep.split({live: 1 - params.canary, new: params.canary})
+    # The canary controller in the cluster steps it up (or back to 0 %) from here on.
+    return api.deploy(candidate.model, params.name, sample=sample, canary=params.canary,
+                      progress=False)  # fmt: skip
 
 
 def summary(
@@ -196,8 +186,10 @@ def summary(
                    candidate_score=result.candidate_score, champion_score=result.champion_score,
                    champion_version=result.champion_version)  # fmt: skip
     if dep is not None:
-        out.update(version=max(v["version"] for v in dep.versions()), canary=params.canary,
-                   traffic=dep.traffic().get("weights"))  # fmt: skip
+        traffic = dep.traffic()
+        canary = traffic.get("canary") or {}
+        out.update(version=max(v["version"] for v in dep.versions()), weights=traffic["weights"],
+                   canary=canary.get("state"), canary_share=canary.get("share"))  # fmt: skip
     return out
 
 

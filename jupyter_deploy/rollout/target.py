@@ -27,6 +27,11 @@ class Target:
     traffic: Traffic | None = None
     bentos: dict[int, str] = field(default_factory=dict)
 
+    @property
+    def probe_token(self) -> str | None:
+        """The token a readiness probe sends (None when the endpoint takes none)."""
+        return self.token if self.spec.auth else None
+
     def serve_target(self) -> ServeTarget:
         """What Serve pushes to the replicas (their ``user_config``)."""
         return ServeTarget(self.version, self.bento_tag, dict(self.bentos), self.traffic)
