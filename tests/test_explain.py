@@ -75,6 +75,8 @@ def test_forest_pipeline_explained_per_input_column_under_auth(cluster: Any) -> 
         picked = proba[np.arange(5), [list(model.classes_).index(p) for p in frame["prediction"]]]
         assert np.max(np.abs(sums - picked)) < 1e-6
         assert list(frame["prediction"]) == list(model.predict(rows))
+        whole = dep.explain(x)  # 300 rows: explained in chunks of 256 rows, joined in order
+        assert list(whole["prediction"]) == list(model.predict(x))
 
         url = f"{dep.url}/explain"
         body = {"instances": rows.head(1).to_dict(orient="records")}

@@ -25,6 +25,16 @@ class Explanation:
     outputs: list[float]
     contributions: list[dict[str, float]]
 
+    @classmethod
+    def join(cls, parts: list[Explanation]) -> Explanation:
+        """Consecutive chunks of one request's rows, as one explanation."""
+        first = parts[0]
+        return cls(first.method, first.output,
+                   [p for e in parts for p in e.predictions],
+                   [b for e in parts for b in e.base_values],
+                   [o for e in parts for o in e.outputs],
+                   [c for e in parts for c in e.contributions])  # fmt: skip
+
     def to_json(self) -> dict[str, Any]:
         return {
             "predictions": self.predictions,

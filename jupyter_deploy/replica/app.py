@@ -94,7 +94,8 @@ class ModelReplica:
         self._shadows: set[asyncio.Task[None]] = set()  # kept alive until they finish
         tel = self._telemetry
         self._explaining = Explaining(self.name, config.get("explain_timeout_s", 5.0),
-                                      tel.recorder.busy if tel else lambda: False)  # fmt: skip
+                                      tel.recorder.busy if tel else lambda: False,
+                                      MAX_BODY_BYTES)  # fmt: skip
 
     async def reconfigure(self, user_config: dict[str, Any]) -> None:
         """Serve what Serve pushes; keep the old versions if the new ones fail to load."""

@@ -31,9 +31,11 @@ from starlette.responses import Response
 
 from ..errors import ExplainTimeout, ExplainUnavailable
 from ..explain.explainer import Explainer
+from ..explain.records import Explanation
 from .loaded import LoadedVersion
 
 THREADS = 1
+CHUNK_ROWS = 256  # rows explained between two looks at the deadline
 SHARE = 0.25  # of a replica's time for explanations while it serves predictions
 MAX_WAITING = 8
 KEEP = 4  # explainers kept (versions of a split, and the one before a switch)
@@ -48,8 +50,11 @@ def _error(message: str, status: int, headers: dict[str, str]) -> Response:
 class Explaining:
     """Explainers of the versions a replica serves, and the thread they run in."""
 
-    def __init__(self, name: str, timeout_s: float, serving: Callable[[], bool]) -> None:
+    def __init__(
+        self, name: str, timeout_s: float, serving: Callable[[], bool], max_body: int
+    ) -> None:
         self.name = name
+        self.max_body = max_body
         self.timeout_s = timeout_s
         self._serving = serving  # predictions in the last second?
         self._free_at = 0.0  # when the duty cycle lets the next explanation start
@@ -82,7 +87,16 @@ class Explaining:
             )
         started = time.monotonic()
         try:
-            return self._explainer(state).explain(x, deadline).to_json()
+            explainer, parts = self._explainer(state), []
+            for i in range(0, len(x), CHUNK_ROWS):
+                if i and time.monotonic() > deadline:
+                    raise ExplainTimeout(
+                        f"explained {i} of {len(x)} instances within explain_timeout_s "
+                        f"({self.timeout_s:g} s); send fewer instances per request"
+                    )
+                rows = x.iloc[i : i + CHUNK_ROWS] if hasattr(x, "iloc") else x[i : i + CHUNK_ROWS]
+                parts.append(explainer.explain(rows, deadline))
+            return Explanation.join(parts).to_json()
         finally:
             spent = time.monotonic() - started
             self._free_at = time.monotonic() + spent * (1 / SHARE - 1)
@@ -90,6 +104,9 @@ class Explaining:
     async def __call__(self, request: Request, state: LoadedVersion) -> Response:
         scope, headers, runtime = request.scope, state.headers, state.runtime
         scope["jd_not_traffic"] = True  # not predict traffic: its own latency, no drift
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > self.max_body:
+            return _error(f"body over {self.max_body} bytes", 413, headers)
         body = await request.body()
         scope["jd_method"], scope["jd_body"], scope["jd_state"] = "explain", body, state
         try:
