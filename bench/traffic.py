@@ -5,7 +5,7 @@
 ``LogisticRegression``), so only the routing differs. Each round, in alternating order:
 
 * c=32 req/s, one row per request: a 90/10 split of two versions / the unsplit deployment
-  (target >= 0.9);
+  (target >= 0.9), and the replicas' resident memory with one and two versions loaded;
 * c=1 p50: with a shadow at rate 1.0 / without (target <= 1.15);
 * a canary that fails half its requests (``interval_s`` 5, ``min_requests`` 20) under a
   steady client: seconds from its first error to the controller's rollback, and to the
@@ -44,6 +44,18 @@ class FailsOnHalf:
         if os.getpid() != self.pid and random.random() < 0.5:
             raise RuntimeError("broken canary")
         return self.model.predict(x)
+
+
+def _replica_rss_mb(name: str) -> float:
+    """Resident memory of the deployment's replica processes (Ray titles them)."""
+    import psutil
+
+    total = 0
+    for proc in psutil.process_iter(["cmdline", "memory_info"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if f"ServeReplica:{name}:" in cmdline and proc.info["memory_info"] is not None:
+            total += proc.info["memory_info"].rss
+    return total / 2**20
 
 
 def _body(row: dict[str, float]) -> str:
@@ -107,6 +119,7 @@ def one_round(i: int, seconds: float) -> dict[str, float]:
         dep = dep.split(weights)
         run_wrk(url, body, 32, 1, dep.token)  # warm-up
         out[f"{label}_c32_rps"] = run_wrk(url, body, 32, seconds, dep.token).rps
+        out[f"{label}_replica_rss_mb"] = _replica_rss_mb(name)
     dep = dep.split({2: 1.0})
     runs = [("plain", None), ("shadow", 1)]
     for label, shadow in runs if i % 2 == 0 else runs[::-1]:

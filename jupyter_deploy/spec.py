@@ -17,6 +17,9 @@ from .errors import InvalidSpecError
 # A deployment name is also its route (/<name>) and part of its Bento tag, so it must be
 # a safe URL segment and a valid BentoML name: lowercase letters, digits, - and _.
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+# What runs the model in the replicas: "python" calls the captured object's predict,
+# "onnx" its ONNX graph in onnxruntime (converted and parity-checked at deploy time).
+RUNTIMES = ("python", "onnx")
 
 
 def _finite(value: object) -> bool:
@@ -147,6 +150,8 @@ class DeploymentSpec:
     segments: tuple[str, ...] = ()
     # Overrides of the segment gap thresholds (parity_gap, accuracy_gap, min_count).
     fairness: dict[str, Any] = field(default_factory=dict)
+    # What runs the model in the replicas: one of RUNTIMES.
+    runtime: str = "python"
 
     def __post_init__(self) -> None:
         validate_name(self.name)
@@ -160,6 +165,10 @@ class DeploymentSpec:
             )
         _check_log_privacy(self)
         _check_explain_and_segments(self)
+        if self.runtime not in RUNTIMES:
+            raise InvalidSpecError(
+                f"Unknown runtime {self.runtime!r}: use {' or '.join(map(repr, RUNTIMES))}."
+            )
         if self.drift:
             try:
                 DriftThresholds(**self.drift).validate()
@@ -191,6 +200,7 @@ class DeploymentSpec:
             explain_timeout_s=data.get("explain_timeout_s", 5.0),
             segments=tuple(data.get("segments", ())),
             fairness=dict(data.get("fairness", {})),
+            runtime=data.get("runtime", "python"),
         )
 
 

@@ -7,9 +7,13 @@ cluster it started is left behind.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import socket
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -48,6 +52,33 @@ def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.2) -
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+@contextlib.contextmanager
+def bentoml_serve(tag: str, log: Path, env: dict[str, str] | None = None) -> Iterator[str]:
+    """``bentoml serve <tag>`` on a free loopback port until the block ends; yields its URL."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    bentoml_cli = str(Path(sys.executable).parent / "bentoml")
+    with open(log, "w") as out:
+        proc = subprocess.Popen([bentoml_cli, "serve", tag, "--host", "127.0.0.1", "--port",
+                                 str(port)], stdout=out, stderr=subprocess.STDOUT,
+                                env=env or os.environ.copy(), start_new_session=True)  # fmt: skip
+
+        def ready() -> bool:
+            try:
+                return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return proc.poll() is not None
+
+        try:
+            wait_for(ready, 120, f"bentoml serve {tag}")
+            assert proc.poll() is None, log.read_text()[-3000:]
+            yield url
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=30)
 
 
 class Load:

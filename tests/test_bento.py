@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import ast
-import contextlib
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from conftest import free_port, wait_for
+from conftest import bentoml_serve
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
@@ -29,29 +24,14 @@ def test_bentoml_serve_of_the_bento_answers_the_same(iris_dep: Any, iris: tuple[
                                                      tmp_path: Path) -> None:  # fmt: skip
     import bentoml
 
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    bentoml_cli = Path(sys.executable).parent / "bentoml"
-    log = open(tmp_path / "bentoml-serve.log", "w")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [str(bentoml_cli), "serve", iris_dep.bento_tag, "--host", "127.0.0.1", "--port", str(port)],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=os.environ.copy(),
-    )  # fmt: skip
-    try:
-        wait_for(lambda: _ready(url) or proc.poll() is not None, 120, "bentoml serve")
-        assert proc.poll() is None, (tmp_path / "bentoml-serve.log").read_text()[-3000:]
-        x = iris[0].head(30)
-        records = x.to_dict(orient="records")
+    x = iris[0].head(30)
+    records = x.to_dict(orient="records")
+    with bentoml_serve(iris_dep.bento_tag, tmp_path / "bentoml-serve.log") as url:
         with bentoml.SyncHTTPClient(url) as client:
             standalone = client.predict(instances=records)["predictions"]
         assert standalone == iris_dep.predict(x).tolist()
         bad = httpx.post(f"{url}/predict", json={"instances": [{"sepal_length": 1.0}]})
         assert bad.status_code == 400 and "missing column(s)" in bad.text
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
-        log.close()
 
 
 def test_bento_exports_and_does_not_import_jupyter_deploy(iris_dep: Any, tmp_path: Path) -> None:
@@ -59,7 +39,7 @@ def test_bento_exports_and_does_not_import_jupyter_deploy(iris_dep: Any, tmp_pat
 
     bento = bentoml.get(iris_dep.bento_tag)
     sources = list(Path(bento.path, "src").glob("*.py"))
-    assert {p.name for p in sources} == {"service.py", "jd_runtime.py"}
+    assert {p.name for p in sources} == {"service.py", "jd_runtime.py", "jd_models.py"}
     for src in sources:
         tree = ast.parse(src.read_text())
         imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}

@@ -271,40 +271,20 @@ def test_bentos_built_in_one_process_each_serve_their_own_model(bentos: Any) -> 
 @pytest.mark.slow
 def test_bento_archive_serves_from_an_empty_store(bentos: Any, tmp_path: Path) -> None:
     import os
-    import signal
 
     import httpx
-    from conftest import free_port, wait_for
+    from conftest import bentoml_serve
 
     tag, model, x = bentos["pipeline"]
     archive = export(tag, "bento", tmp_path / "churn.bento")
     env = {**os.environ, "BENTOML_HOME": str(tmp_path / "elsewhere")}  # no Bento, no model
     bentoml_cli = str(Path(sys.executable).parent / "bentoml")
     subprocess.run([bentoml_cli, "import", archive], env=env, check=True, capture_output=True)
-    port = free_port()
-    log = open(tmp_path / "serve.log", "w")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen([bentoml_cli, "serve", tag, "--host", "127.0.0.1", "--port",
-                             str(port)], stdout=log, stderr=subprocess.STDOUT, env=env,
-                            start_new_session=True)  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-
-    def ready() -> bool:
-        try:
-            return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return proc.poll() is not None
-
-    try:
-        wait_for(ready, 120, "bentoml serve of the imported archive")
-        assert proc.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
-        rows = x.head(10)
+    rows = x.head(10)
+    with bentoml_serve(tag, tmp_path / "serve.log", env) as url:
         answer = httpx.post(f"{url}/predict", json={"instances": json.loads(
             rows.to_json(orient="records"))}, timeout=30).json()  # fmt: skip
-        assert answer["predictions"] == model.predict(rows).tolist()
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
-        log.close()
+    assert answer["predictions"] == model.predict(rows).tolist()
 
 
 def test_unknown_format_and_bad_name(bentos: Any, tmp_path: Path) -> None:

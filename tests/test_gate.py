@@ -67,6 +67,7 @@ def test_failed_result_raises_one_clear_line() -> None:
         ({"max_regression": -0.1}, "max_regression must be >= 0"),
         ({"name": "Bad Name"}, "Invalid deployment name 'Bad Name'"),
         ({"min_replicas": 3, "max_replicas": 2}, "max_replicas (2) must be >= 1 and >= min"),
+        ({"runtime": "tensorrt"}, "Unknown runtime 'tensorrt': use 'python' or 'onnx'"),
         ({"model": "nope.pkl"}, "model file nope.pkl does not exist"),
         ({"model": "nosuch:tag"}, "unknown model 'nosuch:tag': not a .py/.ipynb/.pkl/.joblib"),
         ({"data": "missing.csv"}, "data file 'missing.csv' does not exist"),

@@ -65,6 +65,10 @@ def test_deploy_magic_end_to_end(cluster: Any, shell: Any) -> None:
         ("%deploy --rollback ghost", "No deployment named 'ghost'"),
         ("%undeploy ghost", "No deployment named 'ghost'"),
         ("%deploy", "Name the model to deploy"),
+        (
+            "%deploy pipe --sample X --runtime onnx",
+            "Step 'clip' (Clip) cannot be exported to ONNX: it is a class defined in the notebook",
+        ),
     ],
 )
 def test_mistakes_are_one_red_line(cluster: Any, shell: Any, capsys: Any, line: str,

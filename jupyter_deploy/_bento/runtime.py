@@ -4,7 +4,8 @@ It turns a JSON payload into the model's input, validates it against the input s
 captured at deploy time, and turns predictions into JSON. Both servers of a Bento use it,
 so they answer identically: the Bento's own ``service.py`` (``bentoml serve``) and the
 Ray Serve replica of jupyter_deploy. It must stay standalone: it imports only the standard
-library, numpy, pandas and cloudpickle, never jupyter_deploy.
+library, numpy and pandas, never jupyter_deploy; the model itself is loaded by
+``jd_models.py`` beside it (the pickle, or the ONNX graph for ``runtime="onnx"``).
 
 NaN policy: a column accepts ``null``/``NaN`` only if the training sample had missing
 values in it (or the deployment set ``allow_nan``); infinities are always rejected, as
@@ -13,13 +14,14 @@ scikit-learn would fail on them with a server error.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cloudpickle
 import numpy as np
 
 try:  # orjson parses and dumps several times faster; the runtime works without it.
@@ -45,7 +47,6 @@ except ImportError:  # pragma: no cover - depends on the serving environment
         return json.dumps(obj).encode()
 
 
-MODEL_FILE = "model.pkl"
 SCHEMA_FILE = "input_schema.json"
 NUMBER_KINDS = ("float", "integer", "bool")
 MAX_NAMED_ERRORS = 5
@@ -147,13 +148,17 @@ class ModelRuntime:
         self.methods = [m for m in ("predict", "predict_proba") if hasattr(model, m)]
 
     @classmethod
-    def from_dir(cls, path: str | Path, max_batch_rows: int = 10_000) -> ModelRuntime:
-        """Load the model and schema that :func:`save_model_files` wrote into ``path``."""
+    def from_dir(
+        cls, path: str | Path, max_batch_rows: int = 10_000, runtime: str | None = None
+    ) -> ModelRuntime:
+        """Load the model and schema that :func:`save_model_files` wrote into ``path``.
+
+        The model is run as ``runtime`` says (``python``: the pickle, ``onnx``: the graph;
+        see ``jd_models.py``), by default as the deployment chose.
+        """
         path = Path(path)
-        with open(path / MODEL_FILE, "rb") as f:
-            model = cloudpickle.load(f)
         schema = InputSchema.from_dict(json.loads((path / SCHEMA_FILE).read_text()))
-        return cls(model, schema, max_batch_rows)
+        return cls(models().load(path, schema.names, runtime), schema, max_batch_rows)
 
     # -- payload -> model input -------------------------------------------------------
     def instances_from_body(self, body: bytes) -> list[Any]:
@@ -283,8 +288,31 @@ class ModelRuntime:
         return pd.concat(inputs, ignore_index=True)
 
 
-def save_model_files(path: str | Path, model_bytes: bytes, schema: InputSchema) -> None:
-    """Write the pickled model and its schema where :meth:`ModelRuntime.from_dir` reads."""
+def save_model_files(
+    path: str | Path, model_bytes: bytes, schema: InputSchema, extra: dict[str, bytes] | None = None
+) -> None:
+    """Write the pickled model, its schema and ``extra`` files (an ONNX graph and its
+    ``serving.json``) where :meth:`ModelRuntime.from_dir` reads them."""
     path = Path(path)
-    (path / MODEL_FILE).write_bytes(model_bytes)
+    (path / models().MODEL_FILE).write_bytes(model_bytes)
     (path / SCHEMA_FILE).write_text(json.dumps(schema.to_dict(), indent=2))
+    for name, data in (extra or {}).items():
+        (path / name).write_bytes(data)
+
+
+def models() -> Any:
+    """The model loaders shipped beside this file (``jd_models.py``; ``models.py`` in the
+    package), imported by path: replicas import this module by path under a name of its
+    version, so neither a relative nor a plain import would find its sibling."""
+    here = Path(__file__).parent
+    file = here / "jd_models.py" if (here / "jd_models.py").exists() else here / "models.py"
+    # In the package this is the package's own module (one copy per process); in a Bento,
+    # one per runtime module, so two versions in one replica each keep theirs.
+    name = f"{__package__}.models" if __package__ else f"{__name__}_models"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, file)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]

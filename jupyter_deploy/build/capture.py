@@ -14,6 +14,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._bento import models as loaders
 from .._bento.runtime import Column, InputError, InputSchema, ModelRuntime
 from ..errors import InvalidModelError, UnknownVariableError
 
@@ -34,10 +35,21 @@ class ModelCapture:
     notebook: str | None = None
     # Profile of the inputs and predictions for drift (None: deployed without data).
     reference: dict[str, Any] | None = None
+    # The model folder's serving.json (what the replicas run, which native file there is)
+    # and the files beside the pickle: a booster's native file, an ONNX graph.
+    serving: dict[str, Any] = field(default_factory=lambda: {"runtime": "python"})
+    runtime_files: dict[str, bytes] = field(default_factory=dict)
+    # How the ONNX graph compared with the model at deploy time (runtime "onnx").
+    parity: dict[str, Any] | None = None
+
+    @property
+    def runtime(self) -> str:
+        return str(self.serving["runtime"])
 
     @property
     def model_class(self) -> str:
-        cls = type(self.model)
+        model = self.model.booster if isinstance(self.model, loaders.BoosterModel) else self.model
+        cls = type(model)
         return f"{cls.__module__}.{cls.__qualname__}"
 
 
@@ -87,18 +99,31 @@ def capture(
             "estimator or any object with .predict(X)."
         )
     _check_fitted(model, label)
-    schema = infer_schema(model, sample, allow_nan=allow_nan, label=label)
     model_bytes, modules = pickle_with_modules(model, label)
+    framework = type(model).__module__.split(".")[0]
+    serving: dict[str, Any] = {"runtime": "python"}
+    files = {}
+    library = loaders.native_library(model)
+    if library is not None:  # a booster: its library's own format too, not only a pickle
+        booster = loaders.booster_of(model)
+        file = loaders.NATIVE_FILES[library]
+        files[file] = loaders.native_bytes(booster, library)
+        serving["native"] = {"library": library, "file": file, "booster": booster is model}
+        if booster is model:  # a bare Booster predicts on a DMatrix only: adapt it
+            model = loaders.BoosterModel(booster)
+    schema = infer_schema(model, sample, allow_nan=allow_nan, label=label)
     methods = [m for m in ("predict", "predict_proba") if callable(getattr(model, m, None))]
     cap = ModelCapture(
         model=model,
         model_bytes=model_bytes,
         schema=schema,
         methods=methods,
-        framework=type(model).__module__.split(".")[0],
+        framework=framework,
         modules=modules,
         variable=variable,
         notebook=notebook or os.environ.get("JPY_SESSION_NAME"),
+        serving=serving,
+        runtime_files=files,
     )
     if sample is not None:
         smoke_test(cap, sample)

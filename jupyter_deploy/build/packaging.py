@@ -28,7 +28,11 @@ from .environment import pinned_requirements, python_version
 
 _TEMPLATE_DIR = Path(__file__).parent.parent / "_bento"
 # Files copied into the Bento's build context: source name -> name inside the Bento.
-_BENTO_FILES = {"service.py": "service.py", "runtime.py": "jd_runtime.py"}
+_BENTO_FILES = {
+    "service.py": "service.py",
+    "runtime.py": "jd_runtime.py",
+    "models.py": "jd_models.py",
+}
 FINGERPRINT_LABEL = "jd_fingerprint"
 
 
@@ -49,6 +53,9 @@ def _fingerprint(cap: ModelCapture, spec: DeploymentSpec, pins: list[str]) -> st
     h.update(str(spec.max_batch_rows).encode())
     h.update(",".join(cap.methods).encode())
     h.update(json.dumps(cap.reference, sort_keys=True).encode())
+    h.update(json.dumps(cap.serving, sort_keys=True).encode())
+    for name, data in sorted(cap.runtime_files.items()):
+        h.update(name.encode() + hashlib.sha256(data).digest())
     for src in _BENTO_FILES:
         h.update((_TEMPLATE_DIR / src).read_bytes())
     return h.hexdigest()[:20]
@@ -74,6 +81,8 @@ def model_metadata(cap: ModelCapture, pins: list[str]) -> dict[str, Any]:
         "framework": cap.framework,
         "model_class": cap.model_class,
         "methods": cap.methods,
+        "runtime": cap.runtime,
+        **({"parity": cap.parity} if cap.parity is not None else {}),
         "input_schema": cap.schema.to_dict(),
         "requirements": pins,
         "python": python_version(),
@@ -88,6 +97,7 @@ def build_bento(cap: ModelCapture, spec: DeploymentSpec) -> BentoRef:
     """Save the model and build its Bento, or return the identical one already built."""
     import bentoml
 
+    from .._bento.models import SERVING_FILE
     from .._bento.runtime import save_model_files
     from .reference import REFERENCE_FILE
 
@@ -103,7 +113,8 @@ def build_bento(cap: ModelCapture, spec: DeploymentSpec) -> BentoRef:
             labels={"framework": cap.framework, "deployment": spec.name},
             metadata=meta,
         ) as bento_model:
-            save_model_files(bento_model.path, cap.model_bytes, cap.schema)
+            files = {**cap.runtime_files, SERVING_FILE: json.dumps(cap.serving).encode()}
+            save_model_files(bento_model.path, cap.model_bytes, cap.schema, files)
             if cap.reference is not None:
                 Path(bento_model.path, REFERENCE_FILE).write_text(json.dumps(cap.reference))
         with tempfile.TemporaryDirectory(prefix="jd-bento-") as ctx:
@@ -140,7 +151,7 @@ def build_bento(cap: ModelCapture, spec: DeploymentSpec) -> BentoRef:
 
 def _forget_bento_modules() -> None:
     """Drop the Bento's own modules from the import cache (they live in a temporary folder)."""
-    for module in ("service", "jd_runtime"):
+    for module in ("service", "jd_runtime", "jd_runtime_models"):
         sys.modules.pop(module, None)
     importlib.invalidate_caches()
 

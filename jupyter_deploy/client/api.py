@@ -41,6 +41,7 @@ def deploy(
     explain_timeout_s: float = DeploymentSpec.explain_timeout_s,
     segments: tuple[str, ...] | list[str] = DeploymentSpec.segments,
     fairness: dict[str, float] | None = None,
+    runtime: str = DeploymentSpec.runtime,
     shadow: float | None = None,
     canary: float | dict[str, Any] | None = None,
     address: str | None = None,
@@ -93,6 +94,13 @@ def deploy(
     fairness
         Gap thresholds for segments: ``{"parity_gap": 0.1, "accuracy_gap": 0.1,
         "min_count": 30}`` (defaults).
+    runtime
+        What runs the model in the replicas: ``"python"`` (default) calls the model's own
+        ``predict``; ``"onnx"`` converts it to an ONNX graph at deploy time, checks that
+        the graph answers like the model on ``sample`` (or on rows drawn from
+        ``reference``), and serves the graph with onnxruntime: same routes, validation,
+        monitoring and answers. A model that cannot be converted, or whose graph
+        disagrees, is refused and nothing is deployed.
     shadow
         Deploy the new version as a shadow of the live one: it gets a copy of this share of
         the requests after each caller's answer; callers only ever see the live answers.
@@ -135,6 +143,7 @@ def deploy(
         explain_timeout_s=explain_timeout_s,
         segments=tuple(segments),
         fairness=dict(fairness or {}),
+        runtime=runtime,
     )
     notebook = (namespace or {}).get("__session__")
     prog = Progress(f"deploy {name}", enabled=progress)
@@ -145,6 +154,11 @@ def deploy(
         if unknown:
             raise InvalidSpecError(f"segments {unknown} are not input columns of {name}; "
                                    f"columns: {cap.schema.names}")  # fmt: skip
+    if spec.runtime == "onnx":
+        from ..export.onnx import for_serving
+
+        with prog.step("convert to ONNX"):
+            for_serving(cap, sample)
     from ..build.packaging import build_bento, export_archive, model_metadata
 
     with prog.step("package"):

@@ -101,12 +101,31 @@ class Deployment(Lifecycle, Runners, Insight):
     def spec(self) -> dict[str, Any]:
         return self.live.spec
 
+    @property
+    def runtime(self) -> str:
+        """What runs the live version's model: ``python`` (its predict) or ``onnx``."""
+        return str(self.spec.get("runtime", "python"))
+
+    def _runtime_note(self) -> str:
+        """The runtime, and for a graph how it compared with the model at deploy time."""
+        parity = self.live.meta.get("parity")
+        if self.runtime != "onnx" or not parity:
+            return self.runtime
+        diff = parity.get("max_difference")
+        return (
+            f"onnx (checked on {parity['rows_checked']} {parity['rows_source']} rows: "
+            f"{parity['label_agreement']:.2%} agree"
+            + ("" if diff is None else f", largest difference {diff:.2g}")
+            + ")"
+        )
+
     def versions(self) -> list[dict[str, Any]]:
-        """Every version with its Bento tag, creation time, and whether it is live."""
+        """Every version with its Bento tag, runtime, creation time, and whether it is live."""
         return [
             {
                 "version": v.version,
                 "bento_tag": v.bento_tag,
+                "runtime": v.spec.get("runtime", "python"),
                 "created": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(v.created)),
                 "live": v.version == self._record.live,
             }
@@ -271,7 +290,8 @@ class Deployment(Lifecycle, Runners, Insight):
     # -- display ----------------------------------------------------------------------
     def __repr__(self) -> str:
         return (
-            f"<Deployment {self.name} v{self.version} {self.url} {self._status.get('status', '')}>"
+            f"<Deployment {self.name} v{self.version} {self.url} {self.runtime} "
+            f"{self._status.get('status', '')}>"
         )
 
     def _repr_html_(self) -> str:
@@ -281,6 +301,7 @@ class Deployment(Lifecycle, Runners, Insight):
             ("URL", f"<code>{html.escape(self.url)}</code>"),
             ("Version", f"v{self.version} &nbsp; <code>{html.escape(self.bento_tag)}</code>"),
             ("Status", html.escape(str(self._status.get("status", "")))),
+            ("Runtime", html.escape(self._runtime_note())),
             ("Replicas", f"{replicas.get('RUNNING', 0)} running "
                          f"(min {auto.get('min_replicas')}, max {auto.get('max_replicas')})"),
             ("Token", f"<code>{html.escape(self.masked_token)}</code> (in code: "

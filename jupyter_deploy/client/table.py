@@ -18,6 +18,7 @@ class DeploymentTable(list[Deployment]):
                 "version": d.version,
                 "status": d._status.get("status", ""),
                 "replicas": d._status.get("replicas", {}).get("RUNNING", 0),
+                "runtime": d.runtime,
                 "url": d.url,
                 "bento": d.bento_tag,
             }
@@ -29,7 +30,7 @@ class DeploymentTable(list[Deployment]):
             return "No deployments."
         return "\n".join(
             f"{r['name']:<20} v{r['version']:<4} {r['status']:<10} "
-            f"{r['replicas']} replica(s)  {r['url']}"
+            f"{r['replicas']} replica(s)  {r['runtime']:<6}  {r['url']}"
             for r in self.rows()
         )
 

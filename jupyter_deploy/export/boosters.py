@@ -1,4 +1,4 @@
-"""XGBoost and LightGBM (their scikit-learn APIs) inside skl2onnx, via onnxmltools.
+"""XGBoost and LightGBM inside skl2onnx, via onnxmltools; and their native Boosters.
 
 skl2onnx converts only scikit-learn's own estimators; onnxmltools has converters for the
 boosters, and skl2onnx's ``update_registered_converter`` makes them usable as a step of a
@@ -10,12 +10,20 @@ to 0.1): bare and piped classifiers agree on every row with probabilities within
 regressors within 6e-5 absolute. Their trees get the same float32 cast as scikit-learn's
 (:mod:`.convert`): XGBoost computes in float32 itself; LightGBM compares doubles, so for
 it the cast is an approximation the parity check guards (no row flipped in our tests).
+
+A native Booster (deployed as the runtime's ``BoosterModel``) is converted by onnxmltools
+directly, in float (XGBoost's own precision) at onnxmltools' own opset, and its graph
+keeps only what the Booster's ``predict`` gives: the value of a regression, the
+probabilities of a classification objective (the positive class's for a binary one), so
+parity compares like with like.
 """
 
 from __future__ import annotations
 
 import importlib
 from typing import Any
+
+import numpy as np
 
 # (module, class, alias, is a classifier): the scikit-learn API classes of the boosters.
 _BOOSTERS = [
@@ -77,3 +85,37 @@ def without_feature_names(model: Any, found: list[Any]) -> Any:
         if type(step).__module__.startswith("xgboost") and hasattr(step, "get_booster"):
             step.get_booster().feature_names = None
     return clone
+
+
+def convert_booster(model: Any, width: int) -> Any:
+    """The ONNX graph of ``model.booster`` with one ``[N, width]`` float input ``X``."""
+    import copy
+
+    from onnx import TensorProto, helper
+    from onnxmltools import convert_lightgbm, convert_xgboost
+    from onnxmltools.convert.common.data_types import FloatTensorType
+
+    types = [("X", FloatTensorType([None, width]))]
+    if model.library == "xgboost":
+        booster = copy.copy(model.booster)  # onnxmltools wants features named f0, f1...
+        booster.feature_names = None
+        graph = convert_xgboost(booster, initial_types=types)
+    else:
+        graph = convert_lightgbm(model.booster, initial_types=types, zipmap=False)
+    outputs = list(graph.graph.output)
+    if len(outputs) == 2:  # label + probabilities: the Booster predicts probabilities
+        graph.graph.output.remove(outputs[0])
+        width_out = np.asarray(model.predict(np.zeros((1, width), np.float32))).ndim
+        if width_out == 1:  # binary: the positive class's probability, one per row
+            one = helper.make_tensor("jd_positive", TensorProto.INT64, [], [1])
+            graph.graph.initializer.append(one)
+            graph.graph.node.append(
+                helper.make_node(
+                    "Gather", [outputs[1].name, "jd_positive"], ["probability"], axis=1
+                )
+            )
+            graph.graph.output.remove(outputs[1])
+            graph.graph.output.append(
+                helper.make_tensor_value_info("probability", TensorProto.FLOAT, [None])
+            )
+    return graph

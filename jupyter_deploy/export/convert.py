@@ -26,7 +26,7 @@ from typing import Any
 
 from .._bento.runtime import InputSchema
 from ..errors import ExportError
-from .boosters import without_feature_names
+from .boosters import convert_booster, without_feature_names
 
 # Opsets every onnxruntime since 1.14 runs; what the graph really uses is recorded.
 TARGET_OPSET = {"": 18, "ai.onnx.ml": 3}
@@ -85,6 +85,8 @@ def refuse_unconvertible(model: Any) -> None:
 
     from .boosters import register
 
+    if getattr(model, "native_booster", False):  # onnxmltools converts it directly
+        return
     found = [("model", model), *steps(model)]
     register({type(step).__module__.split(".")[0] for _, step in found})
     for name, step in found:
@@ -170,6 +172,12 @@ def convert(model: Any, schema: InputSchema, precision: str) -> Converted:
     dated = [c.name for c in schema.columns if c.kind == "datetime"]
     if dated:
         raise ExportError(f"Column(s) {dated} hold dates, which ONNX graphs cannot take.")
+    if getattr(model, "native_booster", False):  # the runtime's BoosterModel
+        if precision == "double":
+            raise ExportError("a native Booster's graph computes in float")
+        graph = convert_booster(model, len(schema.columns))
+        inputs = _split_input(graph, schema, precision)
+        return Converted(graph, inputs, [o.name for o in graph.graph.output], precision)
     model = without_feature_names(model, [model, *(step for _, step in steps(model))])
     classifier = _classifier(model)
     if precision == "double":

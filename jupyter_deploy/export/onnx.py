@@ -8,15 +8,18 @@ first graph that passes is kept.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from .._bento.models import GRAPH_FILE
+from ..build.capture import ModelCapture
 from ..build.reference import task_of
 from ..errors import ExportError
 from . import files
 from .convert import PRECISIONS, Converted, convert, quantize_graph, refuse_unconvertible
 from .parity import ParityCheck, ParityReport, check
-from .source import ExportSource, load
+from .source import ExportSource, load, parity_rows
 
 
 def export_onnx(
@@ -30,13 +33,7 @@ def export_onnx(
     target = Path(path)
     if target.suffix != ".onnx":
         raise ExportError(f"{target.name}: an ONNX export's file name must end in .onnx.")
-    try:
-        import onnxruntime  # noqa: F401
-        import skl2onnx  # noqa: F401
-    except ImportError:
-        raise ExportError(
-            "ONNX export needs skl2onnx and onnxruntime: pip install 'jupyter_deploy[onnx]'."
-        ) from None
+    _require_converters()
     source = load(bento_tag, sample)
     cls = type(source.model)
     model_class = f"{cls.__module__}.{cls.__qualname__}"
@@ -70,6 +67,66 @@ def export_onnx(
     doc = files.inputs_document(conv, target.name, source.rows, classes)
     files.write(target, graph.SerializeToString(), doc, report)
     return report
+
+
+def for_serving(cap: ModelCapture, sample: Any) -> None:
+    """Give ``cap`` the ONNX graph its replicas will run (``runtime="onnx"``).
+
+    Converted and checked exactly as an export is, on the caller's ``sample`` (or rows
+    drawn from the reference profile); raises :class:`ExportError` with one line when a
+    step cannot be converted or the graph does not answer like the model, so nothing is
+    deployed. The graph goes into the model folder beside the pickle (``serving.json``
+    names it), which stays the source for exports and the ``python`` runtime.
+    """
+    _require_converters()
+    if sample is None and cap.reference is None:
+        raise ExportError(
+            'runtime="onnx" checks the graph against the model before serving it: pass '
+            "sample=<rows like the training data>."
+        )
+    rows, where = parity_rows(cap.schema, sample, cap.reference)
+    source = ExportSource("", cap.model, cap.schema, rows, where)
+    refuse_unconvertible(cap.model)
+    task = task_of(cap.model)
+    conv, result = _first_passing(source, task, PRECISIONS)
+    classes = getattr(cap.model, "classes_", None)
+    one_row = source.model_input(rows.head(1))
+    config = {
+        "graph": GRAPH_FILE,
+        "inputs": [asdict(i) for i in conv.inputs],
+        "outputs": conv.outputs,
+        "classes": None if classes is None else [_plain(c) for c in classes],
+        "proba": "predict_proba" in cap.methods and len(conv.outputs) > 1,
+        "flat": getattr(cap.model.predict(one_row), "ndim", 1) == 1,
+        "precision": conv.precision,
+        "opset": conv.opset,
+    }
+    parity = {"rows_checked": len(rows), "rows_source": where, "precision": conv.precision,
+              "label_agreement": result.label_agreement, "ties": result.ties,
+              "max_difference": result.max_difference,
+              "latency": [asdict(x) for x in result.latency]}  # fmt: skip
+    cap.serving.update(runtime="onnx", onnx=config)
+    # skl2onnx names each graph with a random uuid: a fixed name keeps an unchanged model's
+    # graph byte-identical, so its Bento is reused (build/packaging.py's fingerprint).
+    conv.graph.graph.name = "jupyter_deploy"
+    cap.runtime_files[GRAPH_FILE] = conv.graph.SerializeToString()
+    cap.parity = parity
+    cap.modules.add("onnxruntime")  # pinned in the Bento like the model's own packages
+
+
+def _plain(value: Any) -> Any:
+    """A class label as JSON (numpy scalars become Python values)."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def _require_converters() -> None:
+    try:
+        import onnxruntime  # noqa: F401
+        import skl2onnx  # noqa: F401
+    except ImportError:
+        raise ExportError(
+            "ONNX export needs skl2onnx and onnxruntime: pip install 'jupyter_deploy[onnx]'."
+        ) from None
 
 
 def _first_passing(

@@ -57,12 +57,19 @@ def load(bento_tag: str, sample: Any = None) -> ExportSource:
             f"Bento {bento_tag} is not in the local BentoML store; export from the machine "
             "that built it."
         ) from None
-    runtime = ModelRuntime.from_dir(model_dir)
-    if sample is not None:
-        rows, where = _sample_rows(sample, runtime.schema), "sample"
-    else:
-        rows, where = _profile_rows(model_dir / REFERENCE_FILE, runtime.schema), "reference profile"
+    # The model itself, even when the deployment serves a graph made from it.
+    runtime = ModelRuntime.from_dir(model_dir, runtime="python")
+    path = model_dir / REFERENCE_FILE
+    reference = json.loads(path.read_text()) if path.exists() else None
+    rows, where = parity_rows(runtime.schema, sample, reference)
     return ExportSource(bento_tag, runtime.model, runtime.schema, rows, where)
+
+
+def parity_rows(schema: InputSchema, sample: Any, reference: dict[str, Any] | None) -> Any:
+    """``(rows, where they come from)``: the caller's sample, else rows drawn from the profile."""
+    if sample is not None:
+        return _sample_rows(sample, schema), "sample"
+    return _profile_rows(reference or {}, schema), "reference profile"
 
 
 def _sample_rows(sample: Any, schema: InputSchema) -> Any:
@@ -82,10 +89,9 @@ def _sample_rows(sample: Any, schema: InputSchema) -> Any:
     return _typed(pd.DataFrame(arr, columns=schema.names), schema)
 
 
-def _profile_rows(path: Path, schema: InputSchema) -> Any:
+def _profile_rows(reference: dict[str, Any], schema: InputSchema) -> Any:
     import pandas as pd
 
-    reference = json.loads(path.read_text()) if path.exists() else {}
     if "inputs" not in reference:
         raise ExportError(
             "This Bento was built without a sample, so there are no rows to check the graph "

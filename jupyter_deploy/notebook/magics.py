@@ -15,7 +15,7 @@ from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from ..errors import JupyterDeployError
-from ..spec import Autoscaling, DeploymentSpec, Resources
+from ..spec import RUNTIMES, Autoscaling, DeploymentSpec, Resources
 
 
 def _one_line_errors(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -76,6 +76,9 @@ class DeployMagics(Magics):
               help="Input columns to split monitoring by (fairness): sex,region.")  # fmt: skip
     @argument("--explain-timeout", type=float, default=_SPEC.explain_timeout_s, metavar="S",
               help="Seconds an explanation may take (default %(default)s).")  # fmt: skip
+    @argument("--runtime", choices=RUNTIMES, default=_SPEC.runtime,
+              help="What runs the model: python (its predict) or onnx (its ONNX graph, "
+              "checked against the model on the sample; default %(default)s).")  # fmt: skip
     @argument("--canary", type=float, metavar="PERCENT",
               help="Roll out as a canary from PERCENT of the traffic (e.g. 10).")  # fmt: skip
     @argument("--rollback", metavar="NAME", help="Serve NAME's previous version again.")
@@ -110,6 +113,7 @@ class DeployMagics(Magics):
             num_gpus=args.num_gpus,
             auth=not args.no_auth,
             allow_nan=args.allow_nan,
+            runtime=args.runtime,
             canary=args.canary / 100 if args.canary is not None else None,
             segments=tuple(c.strip() for c in args.segments.split(",") if c.strip()),
             explain_timeout_s=args.explain_timeout,

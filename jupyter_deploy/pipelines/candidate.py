@@ -155,7 +155,7 @@ def _load_from_store(tag: str, kind: str) -> Any:
 
     if kind == BENTO:
         tag = str(bentoml.bentos.get(tag).info.models[0].tag)
-    return ModelRuntime.from_dir(bentoml.models.get(tag).path).model
+    return ModelRuntime.from_dir(bentoml.models.get(tag).path, runtime="python").model
 
 
 def load_candidate(source: str, variable: str = "model") -> Candidate:

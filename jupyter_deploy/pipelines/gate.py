@@ -24,7 +24,7 @@ from ..errors import (
     ParameterError,
     PredictionError,
 )
-from ..spec import Autoscaling, validate_name
+from ..spec import Autoscaling, DeploymentSpec, validate_name
 from .candidate import Candidate, Holdout, check_data, check_source
 
 # Rows per request when the champion scores the holdout (well under max_batch_rows).
@@ -107,6 +107,7 @@ class GateParams:
     min_replicas: int = Autoscaling.min_replicas
     max_replicas: int = Autoscaling.max_replicas
     variable: str = "model"
+    runtime: str = DeploymentSpec.runtime
     rollout: str = "all"
     canary: Any = 0.1
     canary_timeout_s: float = 900.0
@@ -120,6 +121,7 @@ class GateParams:
             put("min_replicas", _integer(self.min_replicas, "min_replicas"))
             put("max_replicas", _integer(self.max_replicas, "max_replicas"))
             Autoscaling(self.min_replicas, self.max_replicas).validate()
+            DeploymentSpec(name=self.name, runtime=self.runtime)  # a known runtime
         except InvalidSpecError as exc:
             raise ParameterError(str(exc)) from None
         if self.metric not in METRICS:

@@ -56,7 +56,7 @@ def deploy_candidate(
     canary = params.canary if params.rollout == "canary" and result.champion_version else None
     low, high = params.min_replicas, params.max_replicas
     return api.deploy(candidate.model, params.name, sample=holdout.x, min_replicas=low,
-                      max_replicas=high, canary=canary)  # fmt: skip
+                      max_replicas=high, canary=canary, runtime=params.runtime)  # fmt: skip
 
 
 def await_rollout(params: GateParams, dep: Any, poll_s: float = 1.0) -> dict[str, Any]:

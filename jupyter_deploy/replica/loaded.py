@@ -143,3 +143,4 @@ class LoadedVersion:
     def unload(self) -> None:
         """Drop the runtime module so the old model can be garbage-collected."""
         sys.modules.pop(self.module_name, None)
+        sys.modules.pop(f"{self.module_name}_models", None)  # its model loaders
