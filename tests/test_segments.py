@@ -97,3 +97,15 @@ def test_segment_figures_match_the_truth(cluster: Any) -> None:
         assert "region:" in monitor.segments.value and "north" in monitor.segments.value
     finally:
         jd.undeploy("segmented")
+
+
+def test_feedback_on_state_saved_before_segments_still_counts() -> None:
+    from jupyter_deploy.monitoring.metrics import Observed
+    from jupyter_deploy.monitoring.quality import Quality
+
+    quality = Quality()
+    quality.register(1, {"task": "classification"})
+    del quality.references[1].segments  # a reference unpickled from an older store
+    quality.push(1, Observed({"r1": [1]}))
+    assert quality.feedback([{"request_id": "r1", "label": 1}])["matched"] == 1
+    assert quality.segments()["available"] is False

@@ -135,8 +135,10 @@ class Quality:
             slot.abs_error += abs_err
             slot.sq_error += sq_err
             rows = getattr(self, "segment_rows", {}).get(rid)
-            if ref is not None and ref.segments and rows is not None and len(rows) == len(labels):
-                score(slot.segments, ref.segments, rows, predicted, labels,
+            segments = getattr(ref, "segments", None)  # None: a reference saved before segments
+            if segments and rows is not None and len(rows) == len(labels):
+                assert ref is not None
+                score(slot.segments, segments, rows, predicted, labels,
                       ref.task == "classification")  # fmt: skip
             self.feedback_total += len(labels)
             matched += 1
