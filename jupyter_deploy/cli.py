@@ -1,8 +1,9 @@
 """``jupyter-deploy``: the same API from a shell, for scripts and CI.
 
 Exit codes: 0 success; 1 the operation failed; 2 bad usage or a bad parameter; 3 no such
-deployment; 4 the quality gate rejected the candidate (``run``; nothing was deployed); 5 the
-candidate's canary was rolled back (``run`` with ``rollout=canary``; the baseline serves).
+deployment; 4 the quality gate rejected the candidate (``run``, ``retrain``; nothing was
+deployed); 5 the candidate's canary was rolled back (``run`` with ``rollout=canary``; the
+baseline serves). ``retrain`` exits 0 with "not needed: ..." when its trigger is not met.
 """
 
 from __future__ import annotations
@@ -191,6 +192,12 @@ def _run(args: argparse.Namespace) -> Any:
     return run_command(args)
 
 
+def _retrain(args: argparse.Namespace) -> Any:
+    from .pipelines.retrain import retrain_command
+
+    return retrain_command(args)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="jupyter-deploy", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
@@ -276,6 +283,17 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--cwd", help="kernel working directory (default: here)")
     r.add_argument("--kernel", help="kernel name (default: the notebook's)")
     r.set_defaults(func=_run)
+    rt = sub.add_parser("retrain", help="Retrain from logged labels if the trigger is met "
+                        "(exit 0, 'not needed: ...' if not; 4: the gate failed).")  # fmt: skip
+    rt.add_argument("name")
+    rt.add_argument("--notebook", default="notebooks/retrain.ipynb")
+    rt.add_argument("--trigger", default="always", help="always, drift, or e.g. accuracy<0.9")
+    rt.add_argument("--window", default="24h", help="labelled traffic to use, e.g. 6h, 7d")
+    rt.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("KEY", "VALUE"),
+                    help="a notebook parameter, e.g. -p train train.py -p canary 0.2")  # fmt: skip
+    rt.add_argument("--output", help="the executed notebook (default: timestamped)")
+    rt.add_argument("--cwd", help="kernel working directory (default: here)")
+    rt.set_defaults(func=_retrain)
     return p
 
 

@@ -124,6 +124,18 @@ class ExportError(JupyterDeployError):
     status = 422
 
 
+class ExplainUnavailable(JupyterDeployError):
+    """This deployment's model cannot be explained as deployed (no sample, no probability)."""
+
+    status = 503
+
+
+class ExplainTimeout(JupyterDeployError):
+    """An explanation did not finish within the deployment's ``explain_timeout_s``."""
+
+    status = 503
+
+
 def to_wire(exc: JupyterDeployError) -> tuple[str, str, int]:
     """What crosses a process boundary (a pipe, JSON): class name, message, status."""
     return type(exc).__name__, str(exc), exc.status

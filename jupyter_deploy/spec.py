@@ -56,6 +56,34 @@ class DriftThresholds:
 
 
 @dataclass(frozen=True)
+class FairnessThresholds:
+    """When a gap between the values of a segment column is flagged.
+
+    Among the values with at least ``min_count`` rows in the window: the demographic
+    parity difference (the largest difference between two values' shares of one
+    predicted class) at or above ``parity_gap``, or among those with at least
+    ``min_count`` labels, the accuracy difference at or above ``accuracy_gap``.
+    """
+
+    parity_gap: float = 0.1
+    accuracy_gap: float = 0.1
+    min_count: int = 30
+
+    def validate(self) -> None:
+        for name in ("parity_gap", "accuracy_gap"):
+            value = getattr(self, name)
+            if not (_finite(value) and 0 < value <= 1):
+                raise InvalidSpecError(f"fairness {name} must be in (0, 1], got {value!r}")
+        if (
+            isinstance(self.min_count, bool)
+            or not isinstance(self.min_count, int)
+            or (self.min_count < 1)
+        ):
+            raise InvalidSpecError(f"fairness min_count must be an integer >= 1, got "
+                                   f"{self.min_count!r}")  # fmt: skip
+
+
+@dataclass(frozen=True)
 class Autoscaling:
     """Ray Serve autoscaling: replicas between min and max, scaled on ongoing requests."""
 
@@ -116,6 +144,12 @@ class DeploymentSpec:
     log_retention_days: int = 30
     # Request fields (column names) dropped from logged bodies before they leave a replica.
     log_redact: tuple[str, ...] = ()
+    # Seconds an explanation may take before the caller gets 503 with the reason.
+    explain_timeout_s: float = 5.0
+    # Input columns whose values split the monitoring (counts, predictions, accuracy, drift).
+    segments: tuple[str, ...] = ()
+    # Overrides of the segment gap thresholds (parity_gap, accuracy_gap, min_count).
+    fairness: dict[str, Any] = field(default_factory=dict)
     # What runs the model in the replicas: one of RUNTIMES.
     runtime: str = "python"
 
@@ -130,6 +164,7 @@ class DeploymentSpec:
                 f"log_sample_rate must be in [0, 1], got {self.log_sample_rate}."
             )
         _check_log_privacy(self)
+        _check_explain_and_segments(self)
         if self.runtime not in RUNTIMES:
             raise InvalidSpecError(
                 f"Unknown runtime {self.runtime!r}: use {' or '.join(map(repr, RUNTIMES))}."
@@ -162,6 +197,9 @@ class DeploymentSpec:
             drift=dict(data.get("drift", {})),
             log_retention_days=data.get("log_retention_days", 30),
             log_redact=tuple(data.get("log_redact", ())),
+            explain_timeout_s=data.get("explain_timeout_s", 5.0),
+            segments=tuple(data.get("segments", ())),
+            fairness=dict(data.get("fairness", {})),
             runtime=data.get("runtime", "python"),
         )
 
@@ -176,6 +214,24 @@ def _check_log_privacy(spec: DeploymentSpec) -> None:
     if not all(isinstance(f, str) and f for f in redact):
         raise InvalidSpecError(f"log_redact must be column names, got {redact!r}.")
     object.__setattr__(spec, "log_redact", tuple(redact))  # a list is fine from callers
+
+
+def _check_explain_and_segments(spec: DeploymentSpec) -> None:
+    if not (_finite(spec.explain_timeout_s) and spec.explain_timeout_s > 0):
+        raise InvalidSpecError(
+            f"explain_timeout_s must be a number of seconds > 0, got {spec.explain_timeout_s!r}."
+        )
+    segments = (spec.segments,) if isinstance(spec.segments, str) else spec.segments
+    if not all(isinstance(c, str) and c for c in segments):
+        raise InvalidSpecError(f"segments must be column names, got {segments!r}.")
+    object.__setattr__(spec, "segments", tuple(segments))
+    try:
+        FairnessThresholds(**spec.fairness).validate()
+    except TypeError:
+        raise InvalidSpecError(
+            f"Unknown fairness threshold in {sorted(spec.fairness)}; use parity_gap, "
+            "accuracy_gap, min_count."
+        ) from None
 
 
 def validate_name(name: str) -> None:

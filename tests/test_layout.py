@@ -18,6 +18,7 @@ LAYERS = {
     "_bento": 0,  # ships inside every Bento: imports nothing of ours
     "build": 1,  # kernel: capture, environment, reference profile, packaging
     "monitoring": 1,  # head actors and the statistics they keep
+    "explain": 1,  # where a model is loaded: per-column contributions of its answers
     "control": 2,  # connection, ingress, the durable store and its registry actor
     "replica": 3,  # the Serve replica and what it records
     "rollout": 4,  # driver: make Serve match the desired state, wait until it does

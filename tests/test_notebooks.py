@@ -59,7 +59,7 @@ def test_quickstart_deploys_queries_and_monitors(cluster: Any, tmp_path: Path) -
 
 
 # -- notebooks/deploy.ipynb, driven as CI would: `jupyter-deploy run ... -p key value` ------
-EXECUTED = {"quickstart.ipynb", "deploy.ipynb"}  # each has a test in this file
+EXECUTED = {"quickstart.ipynb", "deploy.ipynb", "retrain.ipynb"}  # retrain: test_retrain.py
 CLI = str(Path(sys.executable).parent / "jupyter-deploy")
 
 TRAIN_IRIS = """

@@ -59,6 +59,7 @@ def build_reference(model: Any, data: Any, schema: Any, label: str) -> dict[str,
 
 
 def _build(model: Any, data: Any, schema: Any, label: str) -> dict[str, Any]:
+    from ..explain.background import summarise
     from ..monitoring.profile import PREDICTION, ReferenceProfile
 
     names = schema.names
@@ -80,4 +81,6 @@ def _build(model: Any, data: Any, schema: Any, label: str) -> dict[str, Any]:
         "task": task,
         "inputs": ReferenceProfile.from_frame(frame).to_dict(),
         "predictions": outputs.to_dict(),
+        # A few weighted rows the model-agnostic explainer measures against (not raw rows).
+        "background": summarise(frame),
     }

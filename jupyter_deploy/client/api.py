@@ -38,6 +38,9 @@ def deploy(
     drift: dict[str, float] | None = None,
     log_retention_days: int = DeploymentSpec.log_retention_days,
     log_redact: tuple[str, ...] = DeploymentSpec.log_redact,
+    explain_timeout_s: float = DeploymentSpec.explain_timeout_s,
+    segments: tuple[str, ...] | list[str] = DeploymentSpec.segments,
+    fairness: dict[str, float] | None = None,
     runtime: str = DeploymentSpec.runtime,
     shadow: float | None = None,
     canary: float | dict[str, Any] | None = None,
@@ -81,6 +84,16 @@ def deploy(
     log_redact
         Request fields (column names, e.g. ``["ssn"]``) removed from the payload log in
         the replica, before the record leaves it.
+    explain_timeout_s
+        Seconds one ``/explain`` request may take before it is answered 503 with the
+        reason (default 5; only model-agnostic explanations come near it).
+    segments
+        Input columns (e.g. ``["sex", "region"]``) whose values split the monitoring:
+        requests, predictions, accuracy from feedback and drift per value
+        (:meth:`Deployment.segments`); gaps between values are flagged.
+    fairness
+        Gap thresholds for segments: ``{"parity_gap": 0.1, "accuracy_gap": 0.1,
+        "min_count": 30}`` (defaults).
     runtime
         What runs the model in the replicas: ``"python"`` (default) calls the model's own
         ``predict``; ``"onnx"`` converts it to an ONNX graph at deploy time, checks that
@@ -127,6 +140,9 @@ def deploy(
         drift=dict(drift or {}),
         log_retention_days=log_retention_days,
         log_redact=tuple(log_redact),
+        explain_timeout_s=explain_timeout_s,
+        segments=tuple(segments),
+        fairness=dict(fairness or {}),
         runtime=runtime,
     )
     notebook = (namespace or {}).get("__session__")
@@ -134,6 +150,10 @@ def deploy(
     with prog.step("capture"):
         cap = capture(obj, sample=sample, reference=reference, allow_nan=allow_nan,
                       variable=variable, notebook=notebook)  # fmt: skip
+        unknown = [c for c in spec.segments if c not in cap.schema.names]
+        if unknown:
+            raise InvalidSpecError(f"segments {unknown} are not input columns of {name}; "
+                                   f"columns: {cap.schema.names}")  # fmt: skip
     if spec.runtime == "onnx":
         from ..export.onnx import for_serving
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..control.records import DeploymentRecord, VersionRecord
 from ..errors import PredictionError
+from .insight import Insight
 from .lifecycle import Lifecycle
 from .runners import Runners
 
@@ -51,7 +52,7 @@ def _epoch(when: Any) -> float | None:
     raise TypeError(f"cannot read a time from {when!r}")
 
 
-class Deployment(Lifecycle, Runners):
+class Deployment(Lifecycle, Runners, Insight):
     """A deployed model. Obtain one from :func:`jupyter_deploy.deploy` or ``get``."""
 
     def __init__(self, record: DeploymentRecord, base_url: str, status: dict[str, Any]) -> None:
@@ -254,6 +255,23 @@ class Deployment(Lifecycle, Runners):
 
         records = ray.get(handle().read.remote(self.name, _epoch(since), _epoch(until), limit))
         return to_frame(records)
+
+    def training_data(self, since: Any = None, until: Any = None) -> Any:
+        """Logged inputs joined with their feedback labels, oldest first, for retraining.
+
+        One row per labelled instance: the input schema's columns, ``label``, ``time``
+        (of the prediction), ``version`` (that answered) and ``request_id``. Only what the
+        payload log kept is there (see ``log_sample_rate``, ``log_redact``).
+        """
+        import ray
+
+        from ..monitoring.payload_log import handle
+        from ..monitoring.training import training_frame
+
+        # Labels often come after the window's predictions: read the log to now.
+        records = ray.get(handle().read.remote(self.name, _epoch(since), None, 0))
+        names = [c["name"] for c in self.live.meta.get("input_schema", {}).get("columns", [])]
+        return training_frame(records, names, _epoch(until))
 
     def monitor(self, interval_s: float = 1.0, window_s: int = 120) -> Any:
         """A live dashboard of this deployment; it starts updating when displayed."""

@@ -145,6 +145,10 @@ class Aggregator:
                     out.setdefault(version, Counts()).merge(counts)
         return out
 
+    def segments(self, name: str, window_s: int = 300) -> dict[str, Any]:
+        """Requests, predictions, accuracy and drift per segment value, and their gaps."""
+        return self._quality(name).segments(window_s)
+
     def snapshot(self, name: str, window_s: int = 60) -> dict[str, Any]:
         """Totals, and over the last ``window_s`` seconds: rate, latency, errors, series."""
         dep = self._deployments.get(name, _Deployment())

@@ -16,7 +16,10 @@ import math
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .segments import Segments
 
 # Upper bounds (ms) of the latency histogram's buckets; the last one catches the rest.
 LATENCY_BUCKETS_MS = (0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 50, 75, 100, 200, 500, 1000,
@@ -88,6 +91,8 @@ class Observed:
     predictions: dict[str, Any] = field(default_factory=dict)  # request id -> prediction
     inputs: dict[str, list[int]] | None = None  # bucket counts per feature
     outputs: dict[str, list[int]] | None = None  # bucket counts of the predictions
+    segments: Segments | None = None  # counts per value of each segment column
+    segment_rows: dict[str, list[list[str]]] = field(default_factory=dict)  # id -> rows' values
 
 
 @dataclass
@@ -140,6 +145,10 @@ class Recorder:
         window.add(status, latency_ms, rows, error)
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._flush_forever())
+
+    def busy(self) -> bool:
+        """Whether requests were counted since the last push (within the last second)."""
+        return any(w.requests for w in list(self._windows.values()))
 
     def shadow(self, version: int, rows: int, agree: int, failed: bool) -> None:
         """A shadow answer of ``version`` (not traffic: it never reached a caller)."""

@@ -15,9 +15,12 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..spec import FairnessThresholds
 from .drift import DriftThresholds, compare, histogram
 from .metrics import Observed
 from .profile import ReferenceProfile, merge
+from .segments import Segments, add, score
+from .segments import report as segment_report
 
 SLOT_S = 10
 KEEP_S = 3600
@@ -34,6 +37,7 @@ class _Slot:
     correct: int = 0
     abs_error: float = 0.0
     sq_error: float = 0.0
+    segments: Segments = field(default_factory=dict)
 
 
 @dataclass
@@ -43,6 +47,8 @@ class _Reference:
     task: str
     thresholds: DriftThresholds
     reason: str
+    segments: list[str] = field(default_factory=list)
+    fairness: FairnessThresholds = field(default_factory=FairnessThresholds)
 
 
 def _score(task: str, predicted: list[Any], labels: list[Any]) -> tuple[int, float, float]:
@@ -61,6 +67,7 @@ class Quality:
         self.slots: deque[_Slot] = deque(maxlen=KEEP_S // SLOT_S)
         self.predictions: OrderedDict[str, tuple[int, list[Any]]] = OrderedDict()
         self.feedback_total = 0
+        self.segment_rows: OrderedDict[str, list[list[str]]] = OrderedDict()  # id -> values
         self.serving: int | None = None  # the version last loaded or heard from
 
     def register(self, version: int, reference: dict[str, Any]) -> None:
@@ -75,6 +82,8 @@ class Quality:
             reference.get("task", "regression"),
             DriftThresholds(**reference.get("thresholds", {})),
             reference.get("reason", ""),
+            list(reference.get("segments", [])),
+            FairnessThresholds(**reference.get("fairness", {})),
         )
 
     def _slot(self, version: int) -> _Slot:
@@ -98,6 +107,11 @@ class Quality:
             self.predictions[rid] = (version, predicted)
         while len(self.predictions) > REMEMBER:
             self.predictions.popitem(last=False)
+        if data.segments:
+            add(self._slot(version).segments, data.segments)
+            self.segment_rows.update(data.segment_rows)
+            while len(self.segment_rows) > REMEMBER:
+                self.segment_rows.popitem(last=False)
 
     def feedback(self, items: list[dict[str, Any]]) -> dict[str, Any]:
         """Match true labels with remembered predictions; unknown ids are listed, not counted."""
@@ -120,6 +134,12 @@ class Quality:
             slot.correct += correct
             slot.abs_error += abs_err
             slot.sq_error += sq_err
+            rows = getattr(self, "segment_rows", {}).get(rid)
+            segments = getattr(ref, "segments", None)  # None: a reference saved before segments
+            if segments and rows is not None and len(rows) == len(labels):
+                assert ref is not None
+                score(slot.segments, segments, rows, predicted, labels,
+                      ref.task == "classification")  # fmt: skip
             self.feedback_total += len(labels)
             matched += 1
         return {"matched": matched, "unknown": unknown, "wrong_length": mismatched}
@@ -150,6 +170,37 @@ class Quality:
             "predictions": _verdicts(ref.outputs, outputs, ref.thresholds),
             "prediction_histogram": _histograms(ref.outputs, outputs),
             "accuracy": _accuracy(ref.task, recent, self.feedback_total),
+        }
+
+    def segments(self, window_s: int = 300) -> dict[str, Any]:
+        """Per value of each segment column of the live version over the window, and gaps."""
+        if not self.references:
+            return {"available": False, "reason": "no replica has reported yet"}
+        version = self.serving if self.serving in self.references else max(self.references)
+        ref = self.references[version]
+        if not getattr(ref, "segments", None):
+            return {"available": False, "version": version,
+                    "reason": "deployed without segments= (input columns to split by)"}  # fmt: skip
+        since = int(time.time()) - window_s
+        merged: Segments = {}
+        for s in self.slots:
+            if s.at >= since - SLOT_S and s.version == version:
+                add(merged, getattr(s, "segments", {}))
+        columns = segment_report(merged, ref.task == "classification", ref.inputs,
+                                 ref.thresholds, ref.fairness)  # fmt: skip
+        return {
+            "available": True,
+            "version": version,
+            "window_s": window_s,
+            "task": ref.task,
+            "thresholds": ref.fairness.__dict__,
+            "columns": {
+                c: columns.get(
+                    c, {"values": {}, "flagged": False, "reason": "no traffic in the window"}
+                )
+                for c in ref.segments
+            },
+            "flagged": [c for c in ref.segments if columns.get(c, {}).get("flagged")],
         }
 
 

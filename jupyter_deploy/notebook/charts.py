@@ -118,6 +118,37 @@ def drift_table(rows: Sequence[dict[str, object]]) -> str:
     )
 
 
+def segments_table(report: dict[str, Any]) -> str:
+    """One line per value of each segment column; a flagged column's gap in red."""
+    if not report.get("available"):
+        return ""
+
+    def pct(value: object) -> str:
+        return "-" if not isinstance(value, int | float) else f"{value:.1%}"
+
+    rows = []
+    for col, data in report["columns"].items():
+        flagged = data.get("flagged")
+        style = "color:#d62728;font-weight:bold" if flagged else "color:inherit"
+        reason = html.escape(str(data.get("reason", "")))
+        mark = "⚠ " if flagged else ""
+        rows.append(
+            f"<tr style='{style}'><td colspan='5'>{mark}{html.escape(col)}: {reason}</td></tr>"
+        )
+        for value, item in data.get("values", {}).items():
+            top = max(item.get("predictions", {}).items(), key=lambda kv: kv[1], default=None)
+            shown = f"{html.escape(top[0])} {top[1]:.0%}" if top else "-"
+            drifted = html.escape(", ".join(item.get("drifted", [])) or "-")
+            rows.append(f"<tr><td>&nbsp;&nbsp;{html.escape(value)}</td><td>{item['rows']}</td>"
+                        f"<td>{shown}</td><td>{pct(item.get('accuracy'))}</td>"
+                        f"<td>{drifted}</td></tr>")  # fmt: skip
+    return (
+        "<table style='font:11px sans-serif;border-collapse:collapse' cellpadding='3'>"
+        "<tr><th align='left'>segment</th><th>rows</th><th>top prediction</th>"
+        f"<th>accuracy</th><th>drifted</th></tr>{''.join(rows)}</table>"
+    )
+
+
 def versions_table(rows: Sequence[dict[str, Any]], window_s: int) -> str:
     """The live versions side by side (``Deployment.compare()`` rows), baseline first."""
 

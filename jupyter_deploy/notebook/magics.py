@@ -72,6 +72,10 @@ class DeployMagics(Magics):
               help="Days of payload log kept (default %(default)s).")  # fmt: skip
     @argument("--log-redact", metavar="FIELDS", default="",
               help="Request fields kept out of the payload log: ssn,dob.")  # fmt: skip
+    @argument("--segments", metavar="COLUMNS", default="",
+              help="Input columns to split monitoring by (fairness): sex,region.")  # fmt: skip
+    @argument("--explain-timeout", type=float, default=_SPEC.explain_timeout_s, metavar="S",
+              help="Seconds an explanation may take (default %(default)s).")  # fmt: skip
     @argument("--runtime", choices=RUNTIMES, default=_SPEC.runtime,
               help="What runs the model: python (its predict) or onnx (its ONNX graph, "
               "checked against the model on the sample; default %(default)s).")  # fmt: skip
@@ -111,6 +115,8 @@ class DeployMagics(Magics):
             allow_nan=args.allow_nan,
             runtime=args.runtime,
             canary=args.canary / 100 if args.canary is not None else None,
+            segments=tuple(c.strip() for c in args.segments.split(",") if c.strip()),
+            explain_timeout_s=args.explain_timeout,
             namespace=ns,
         )
 

@@ -43,6 +43,7 @@ class Monitor:
         self.quality, self.versions = widgets.HTML(), widgets.HTML()
         self.predictions, self.feature = widgets.HTML(), widgets.HTML()
         self.drift = widgets.HTML()
+        self.segments = widgets.HTML()  # deployments made with segments= only
         stop = widgets.Button(description="Stop updates", layout={"width": "140px"})
         stop.on_click(lambda _button: self.stop())
         self.widget = widgets.VBox(
@@ -54,6 +55,7 @@ class Monitor:
                 self.quality,
                 widgets.HBox([self.predictions, self.feature]),
                 self.drift,
+                self.segments,
             ]
         )
         close = self.widget.close
@@ -170,6 +172,8 @@ class Monitor:
                 f"{top['feature']} (highest PSI)", top["labels"], top["reference"], top["live"]
             )
         self.drift.value = charts.drift_table(features + report["predictions"])
+        if self.deployment.spec.get("segments"):
+            self.segments.value = charts.segments_table(self.deployment.segments())
 
     def snapshot_html(self) -> str:
         """The dashboard as static HTML (what a notebook renderer without widgets shows)."""
@@ -181,7 +185,7 @@ class Monitor:
         return "<div>" + "".join((
             row(self.summary), row(self.versions), row(self.traffic, self.latency),
             row(self.replicas, self.statuses), row(self.quality),
-            row(self.predictions, self.feature), row(self.drift),
+            row(self.predictions, self.feature), row(self.drift), row(self.segments),
         )) + "</div>"  # fmt: skip
 
     def _repr_mimebundle_(self, **kwargs: object) -> dict[str, object]:

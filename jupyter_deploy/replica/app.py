@@ -31,6 +31,7 @@ from starlette.responses import Response
 
 from ..control.records import ReplicaReport, ServeTarget
 from ..monitoring.aggregator import handle as aggregator_handle
+from .explaining import Explaining
 from .loaded import LoadedVersion
 from .router import STICKY_HEADER, Routing
 from .secret import token_hash
@@ -86,9 +87,15 @@ class ModelReplica:
                                         config.get("log_sample_rate", 1.0),
                                         config.get("drift_thresholds", {}),
                                         config.get("log_redact", ()),
-                                        config.get("log_retention_days", 30))  # fmt: skip
+                                        config.get("log_retention_days", 30),
+                                        config.get("segments", ()),
+                                        config.get("fairness"))  # fmt: skip
         self._versions = Versions(self.name, self._load, self._report)
         self._shadows: set[asyncio.Task[None]] = set()  # kept alive until they finish
+        tel = self._telemetry
+        self._explaining = Explaining(self.name, config.get("explain_timeout_s", 5.0),
+                                      tel.recorder.busy if tel else lambda: False,
+                                      MAX_BODY_BYTES)  # fmt: skip
 
     async def reconfigure(self, user_config: dict[str, Any]) -> None:
         """Serve what Serve pushes; keep the old versions if the new ones fail to load."""
@@ -150,12 +157,14 @@ class ModelReplica:
                 401,
                 {"www-authenticate": "Bearer", **headers},
             )
-        if path in ("/predict", "/predict_proba", "/feedback"):
+        if path in ("/predict", "/predict_proba", "/feedback", "/explain"):
             if request.method != "POST":
                 return _json({"error": f"use POST for {path}"}, 405, headers)
             if path == "/feedback":
                 scope["jd_not_traffic"] = True
                 return await self._feedback(request, headers)
+            if path == "/explain":  # same key as predict; runs in its own thread
+                return await self._explaining(request, table.primary)
             return await self._predict(request, table, path[1:])
         if path == "/metrics" and self._aggregator is not None:
             scope["jd_not_traffic"] = True
@@ -164,7 +173,7 @@ class ModelReplica:
             return Response(text, media_type="text/plain; version=0.0.4", headers=headers)
         route = state.get_routes.get(path)
         if route is None:
-            known = ["/predict", *state.get_routes]
+            known = ["/predict", "/explain", *state.get_routes]
             return _json({"error": f"no route {path}; routes: {known}"}, 404, headers)
         if request.method not in ("GET", "HEAD"):
             return _json({"error": f"use GET for {path}"}, 405, headers)

@@ -26,7 +26,7 @@ from ..build.reference import REFERENCE_FILE
 
 _DOCS_HTML = """<!doctype html><html><head><title>{name} API</title></head><body>
 <h1>{name} v{version}</h1><p>OpenAPI document: <a href="docs.json">docs.json</a>.
-Routes: POST predict{proba}, feedback; GET readyz, livez, schema.json, metadata.
+Routes: POST predict{proba}, explain, feedback; GET readyz, livez, schema.json, metadata.
 Every route needs <code>Authorization: Bearer &lt;token&gt;</code> unless auth is off.</p>
 </body></html>"""
 

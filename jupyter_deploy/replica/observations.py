@@ -15,6 +15,7 @@ import numpy as np
 
 from ..monitoring.metrics import Observed
 from ..monitoring.profile import PREDICTION, ReferenceProfile
+from ..monitoring.segments import labels, observe
 
 
 @dataclass
@@ -31,12 +32,14 @@ class VersionReference:
     columns: list[str]
     inputs: ReferenceProfile | None
     outputs: ReferenceProfile | None
+    classification: bool = False
 
 
 class Observations:
     """Per-version buffers of one replica, drained every flush."""
 
-    def __init__(self) -> None:
+    def __init__(self, segments: list[str] | tuple[str, ...] = ()) -> None:
+        self.segments = list(segments)
         self.references: dict[int, VersionReference] = {}
         self._seen: dict[int, _Seen] = {}
 
@@ -56,11 +59,28 @@ class Observations:
         ref = self.references.get(version)
         ids = zip(seen.ids, seen.outputs, strict=True)
         data = Observed({rid: np.asarray(out).tolist() for rid, out in ids})
+        columns = _columns(seen.inputs, ref.columns) if ref is not None else None
         if ref is not None and ref.inputs is not None:
-            data.inputs = ref.inputs.summarise(_columns(seen.inputs, ref.columns))
+            data.inputs = ref.inputs.summarise(columns)
+        if ref is not None and self.segments:
+            self._segments(data, seen, ref, columns)
         if ref is not None and ref.outputs is not None:
             data.outputs = ref.outputs.summarise({PREDICTION: np.concatenate(seen.outputs)})
         return data
+
+    def _segments(self, data: Observed, seen: _Seen, ref: VersionReference, columns: Any) -> None:
+        """Counts per segment value, and each request's rows' values for its feedback."""
+        outputs = np.concatenate([np.asarray(o).reshape(len(x)) for o, x in
+                                  zip(seen.outputs, seen.inputs, strict=True)])  # fmt: skip
+        data.segments = observe(columns, outputs, self.segments, ref.classification, ref.inputs)
+        present = [c for c in self.segments if c in columns]
+        values = [labels(columns[c]) for c in present]
+        start = 0
+        for rid, x in zip(seen.ids, seen.inputs, strict=True):
+            end = start + len(x)
+            data.segment_rows[rid] = [list(row) for row in zip(*(v[start:end] for v in values),
+                                                                  strict=True)]  # fmt: skip
+            start = end
 
     def versions(self) -> list[int]:
         return list(self._seen)

@@ -65,11 +65,14 @@ class Telemetry:
         thresholds: dict[str, Any],
         log_redact: list[str] | tuple[str, ...] = (),
         log_retention_days: int = 30,
+        segments: list[str] | tuple[str, ...] = (),
+        fairness: dict[str, Any] | None = None,
     ) -> None:
         self.name = name
         self.aggregator = aggregator
         self.thresholds = thresholds
-        self.observations = Observations()
+        self.segments, self.fairness = list(segments), dict(fairness or {})
+        self.observations = Observations(segments)
         self.recorder = Recorder(
             lambda version, counts: aggregator.push.remote(name, version, replica, counts),
             self.observations,
@@ -93,6 +96,7 @@ class Telemetry:
             columns=state.runtime.schema.names,
             inputs=ReferenceProfile.from_dict(inputs) if inputs else None,
             outputs=ReferenceProfile.from_dict(outputs) if outputs else None,
+            classification=ref.get("task") == "classification",
         )
         reason = ref.get("reason") or (
             ""
@@ -100,7 +104,9 @@ class Telemetry:
             else "deployed without a sample: no reference profile of the inputs "
             "(deploy with sample= or reference=, or %deploy --sample VAR)"
         )
-        report = {**ref, "thresholds": self.thresholds, "reason": reason}
+        ref = {k: v for k, v in ref.items() if k != "background"}  # the explainer's, not drift's
+        report = {**ref, "thresholds": self.thresholds, "reason": reason,
+                  "segments": self.segments, "fairness": self.fairness}  # fmt: skip
         self.aggregator.register.remote(self.name, state.version, report)
 
     def prediction(self, version: int, x: Any, out: Any, request_id: str) -> None:

@@ -51,6 +51,9 @@ def replica_settings(target: Target) -> dict[str, Any]:
         "drift_thresholds": dict(spec.drift),
         "log_retention_days": spec.log_retention_days,
         "log_redact": list(spec.log_redact),
+        "explain_timeout_s": spec.explain_timeout_s,
+        "segments": list(spec.segments),
+        "fairness": dict(spec.fairness),
         "resources": asdict(spec.resources),
         "jupyter_deploy": __version__,
     }

@@ -1,0 +1,55 @@
+"""What a deployment handle tells about its model's answers: why, and for whom.
+
+``Deployment`` inherits these: :meth:`Insight.explain` asks the endpoint's ``/explain``
+(the same key and validation as ``/predict``), :meth:`Insight.segments` reads the
+aggregator's per-segment counts.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+
+class Asker(Protocol):
+    """What these methods read of the ``Deployment`` they are mixed into."""
+
+    @property
+    def name(self) -> str: ...
+    def _post(self, method: str, x: Any) -> dict[str, Any]: ...
+
+
+class Insight:
+    """Explanations and segments of one deployment; mixed into ``Deployment``."""
+
+    def explain(self: Asker, x: Any) -> Any:
+        """Each input column's contribution to the live version's answer for each row of ``x``.
+
+        Returns a DataFrame: one row per instance, one column per input column, then
+        ``base_value``, ``output`` (the explained model output: ``base_value`` plus the
+        row's contributions) and ``prediction``. ``df.attrs`` holds what the output is
+        (``"probability of the predicted class"``, a margin, or the predicted value), the
+        method (``tree``, ``linear``, ``permutation``) and the request id.
+        """
+        import pandas as pd
+
+        answer = self._post("explain", x)
+        frame = pd.DataFrame(answer["explanations"])
+        frame["base_value"] = answer["base_value"]
+        frame["output"] = answer["output_values"]
+        frame["prediction"] = answer["predictions"]
+        frame.attrs.update(output=answer["output"], method=answer["method"],
+                           request_id=answer.get("request_id"))  # fmt: skip
+        return frame
+
+    def segments(self: Asker, window_s: int = 300) -> dict[str, Any]:
+        """Requests, predictions, accuracy and drift per value of each segment column.
+
+        Over the last ``window_s`` seconds of the live version; ``gaps`` lists, per
+        column, the demographic parity difference and the accuracy difference between
+        its values, and ``flagged`` whether either passed the deployment's thresholds.
+        """
+        import ray
+
+        from ..monitoring.aggregator import handle
+
+        return ray.get(handle().segments.remote(self.name, window_s))

@@ -1,0 +1,143 @@
+"""The replica's ``POST /explain`` route: contributions per input column, off the loop.
+
+Explanations run in one thread per replica (:data:`THREADS`), never on the event loop
+that answers ``/predict``, and at most :data:`MAX_WAITING` wait for it; more get 503
+at once. That thread still shares the replica's interpreter (the GIL) and cores with the
+predict path: measured, two connections of back-to-back forest explanations cut a
+replica's c=32 predict throughput to a third. So while the replica is serving
+predictions, explanations get at most :data:`SHARE` of its time: after one that took
+``t``, the next waits until ``t * (1 / SHARE - 1)`` has passed. An idle replica
+explains back to back.
+
+Each request has ``explain_timeout_s`` from its arrival: past it the caller gets 503
+with the reason (a sampled explanation stops at its next check; an exact one is
+milliseconds). The explainer of a version is built on its first explanation (importing
+shap and reading the trees), not when the version loads, so deploys pay nothing for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..errors import ExplainTimeout, ExplainUnavailable
+from ..explain.explainer import Explainer
+from ..explain.records import Explanation
+from .loaded import LoadedVersion
+
+THREADS = 1
+CHUNK_ROWS = 256  # rows explained between two looks at the deadline
+SHARE = 0.25  # of a replica's time for explanations while it serves predictions
+MAX_WAITING = 8
+KEEP = 4  # explainers kept (versions of a split, and the one before a switch)
+_log = logging.getLogger("ray.serve")
+
+
+def _error(message: str, status: int, headers: dict[str, str]) -> Response:
+    return Response(json.dumps({"error": message}), status, headers,
+                    media_type="application/json")  # fmt: skip
+
+
+class Explaining:
+    """Explainers of the versions a replica serves, and the thread they run in."""
+
+    def __init__(
+        self, name: str, timeout_s: float, serving: Callable[[], bool], max_body: int
+    ) -> None:
+        self.name = name
+        self.max_body = max_body
+        self.timeout_s = timeout_s
+        self._serving = serving  # predictions in the last second?
+        self._free_at = 0.0  # when the duty cycle lets the next explanation start
+        self._pool = ThreadPoolExecutor(THREADS, thread_name_prefix="jd-explain")
+        self._explainers: OrderedDict[str, Explainer] = OrderedDict()
+        self._waiting = 0
+
+    def _explainer(self, state: LoadedVersion) -> Explainer:
+        key = f"{state.version}:{state.bento_tag}"
+        found = self._explainers.get(key)
+        if found is None:
+            runtime = state.runtime
+            summary = (state.reference or {}).get("background")
+            found = Explainer.build(runtime.model, runtime.schema.names,
+                                    runtime.to_model_input, summary)  # fmt: skip
+            self._explainers[key] = found
+            while len(self._explainers) > KEEP:
+                self._explainers.popitem(last=False)
+        return found
+
+    def _run(self, state: LoadedVersion, x: Any, deadline: float) -> dict[str, Any]:
+        pause = self._free_at - time.monotonic()
+        if pause > 0 and self._serving():
+            time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+        if time.monotonic() > deadline:
+            raise ExplainTimeout(
+                f"waited longer than explain_timeout_s ({self.timeout_s:g} s) for this "
+                "replica's explainer, busy with earlier explanations or keeping its share "
+                "of time for predictions; try again later"
+            )
+        started = time.monotonic()
+        try:
+            explainer, parts = self._explainer(state), []
+            for i in range(0, len(x), CHUNK_ROWS):
+                if i and time.monotonic() > deadline:
+                    raise ExplainTimeout(
+                        f"explained {i} of {len(x)} instances within explain_timeout_s "
+                        f"({self.timeout_s:g} s); send fewer instances per request"
+                    )
+                rows = x.iloc[i : i + CHUNK_ROWS] if hasattr(x, "iloc") else x[i : i + CHUNK_ROWS]
+                parts.append(explainer.explain(rows, deadline))
+            return Explanation.join(parts).to_json()
+        finally:
+            spent = time.monotonic() - started
+            self._free_at = time.monotonic() + spent * (1 / SHARE - 1)
+
+    async def __call__(self, request: Request, state: LoadedVersion) -> Response:
+        scope, headers, runtime = request.scope, state.headers, state.runtime
+        scope["jd_not_traffic"] = True  # not predict traffic: its own latency, no drift
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > self.max_body:
+            return _error(f"body over {self.max_body} bytes", 413, headers)
+        body = await request.body()
+        scope["jd_method"], scope["jd_body"], scope["jd_state"] = "explain", body, state
+        try:
+            x = runtime.to_model_input(runtime.instances_from_body(body))
+        except state.input_error as err:
+            scope["jd_error"] = type(err).__name__
+            return _error(str(err), err.status, headers)  # type: ignore[attr-defined]
+        scope["jd_rows"] = len(x)
+        if self._waiting >= MAX_WAITING:
+            scope["jd_error"] = "ExplainBusy"
+            return _error(f"{MAX_WAITING} explanations are already waiting on this replica; "
+                          "try again later", 503, {**headers, "retry-after": "1"})  # fmt: skip
+        deadline = time.monotonic() + self.timeout_s
+        self._waiting += 1
+        try:
+            job = asyncio.get_running_loop().run_in_executor(self._pool, self._run, state, x,
+                                                             deadline)  # fmt: skip
+            # A model call that never returns must not hold the caller: answer at the bound.
+            answer = await asyncio.wait_for(job, self.timeout_s + 1.0)
+        except (ExplainTimeout, ExplainUnavailable, TimeoutError) as err:
+            scope["jd_error"] = type(err).__name__
+            message = str(err) or f"no explanation within explain_timeout_s ({self.timeout_s:g} s)"
+            return _error(message, 503, headers)
+        except (ValueError, TypeError, KeyError) as err:  # the model refused the input
+            scope["jd_error"] = "ModelRejected"
+            return _error(f"the model rejected the input: {err}", 422, headers)
+        except Exception:
+            scope["jd_error"] = "ExplainError"
+            _log.exception("explanation failed in %s v%s", self.name, state.version)
+            return _error("the explainer failed on this input; see the replica log", 500, headers)
+        finally:
+            self._waiting -= 1
+        answer["request_id"] = scope["jd_request_id"]
+        return Response(state.dumps(answer), media_type="application/json", headers=headers)
