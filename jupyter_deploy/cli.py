@@ -36,17 +36,18 @@ def _cluster(args: argparse.Namespace) -> Any:
 
         info, restored = actions.connect(None, Settings.from_env(), force=True)
         return {"address": info.address, "embedded": info.embedded, "pid": info.pid,
-                "http": f"http://{info.http_host}:{info.http_port}",
+                "http": cluster.base_url(info, Settings.from_env()),
                 "restored": [f"{r.name} v{r.version}" for r in restored]}  # fmt: skip
     if args.action == "stop":
         stopped = api.stop_cluster(forget=args.forget)
         said = "Stopped the embedded cluster." if stopped else "No embedded cluster was running."
         return said + (" Its deployments were forgotten." if args.forget else "")
-    state = cluster.read_state(Settings.from_env())
+    settings = Settings.from_env()
+    state = cluster.read_state(settings)
     if state is None:
         return {"running": False}
     return {"running": True, "address": state.address, "pid": state.pid,
-            "http": f"http://{state.http_host}:{state.http_port}"}  # fmt: skip
+            "http": cluster.base_url(state, settings)}  # fmt: skip
 
 
 def _list(args: argparse.Namespace) -> Any:
