@@ -113,10 +113,10 @@ def apply(
     wait = float(settings.deploy_timeout)
     with prog.step("apply"):
         try:
-            serving.rollout(target, probe(url, actions.token_of(target)), wait, prog.note,
+            serving.rollout(target, probe(url, target.spec.name), wait, prog.note,
                             serving=current)  # fmt: skip
         except BaseException:  # what serves stays what the store says
-            serving.rollout(current, probe(url, actions.token_of(current)), wait,
+            serving.rollout(current, probe(url, current.spec.name), wait,
                             serving=target)  # fmt: skip
             raise
     registry = actions.registry()

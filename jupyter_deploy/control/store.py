@@ -1,10 +1,11 @@
 """The durable desired state: one SQLite database on the head node.
 
-Deployments, their versions (Bento tag, spec, metadata), which version is live, tokens, the
-event history, the Bento archives (as files beside the database) and the last saved
-monitoring counters. Everything in the cluster (the registry actor, Serve's applications,
-the replicas' loaded versions, the aggregator) is a cache of this, rebuilt from it when
-the cluster starts again (:mod:`jupyter_deploy.rollout.reconcile`).
+Deployments, their versions (Bento tag, spec, metadata), which version is live, the
+hashes of their keys (never a secret: :mod:`.keys`), the event history, the Bento
+archives (as files beside the database) and the last saved monitoring counters.
+Everything in the cluster (the registry actor, Serve's applications, the replicas' loaded
+versions, the aggregator) is a cache of this, rebuilt from it when the cluster starts
+again (:mod:`jupyter_deploy.rollout.reconcile`).
 
 One writer (the registry actor), WAL journal, every change one transaction: a crash at any
 moment leaves the old state or the new one. ``synchronous=NORMAL`` in WAL mode can lose
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import sqlite3
 import tempfile
 import threading
@@ -25,12 +25,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .keys import FIRST_KEY, SCOPES, ApiKey, digest
 from .records import DeploymentRecord, Event, Traffic, VersionRecord
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS deployments (
     name    TEXT PRIMARY KEY,
-    token   TEXT NOT NULL,
     live    INTEGER,
     traffic TEXT,
     created REAL NOT NULL
@@ -52,6 +52,16 @@ CREATE TABLE IF NOT EXISTS events (
     version INTEGER,
     detail  TEXT NOT NULL DEFAULT ''
 );
+CREATE TABLE IF NOT EXISTS keys (
+    name      TEXT NOT NULL REFERENCES deployments(name) ON DELETE CASCADE,
+    key       TEXT NOT NULL,
+    sha256    TEXT NOT NULL,
+    scopes    TEXT NOT NULL,
+    created   REAL NOT NULL,
+    expires   REAL,
+    last_used REAL,
+    PRIMARY KEY (name, key)
+);
 CREATE TABLE IF NOT EXISTS counters (
     name  TEXT PRIMARY KEY REFERENCES deployments(name) ON DELETE CASCADE,
     saved REAL NOT NULL,
@@ -71,11 +81,32 @@ class Store:
         # The actor's methods and its saver thread share one connection, one at a time.
         self._lock = threading.RLock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        os.chmod(self.path, 0o600)  # it holds tokens
+        os.chmod(self.path, 0o600)  # key hashes, payload settings, history: the owner's
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.execute("PRAGMA secure_delete=ON")  # deleted rows are overwritten, not left
+        self._hash_old_tokens()
         self._db.executescript(_SCHEMA)
+
+    def _hash_old_tokens(self) -> None:
+        """A store from before keys kept each deployment's token in plain text: turn it
+        into that deployment's first key (its hash), drop the column, rewrite the file."""
+        columns = [r[1] for r in self._db.execute("PRAGMA table_info(deployments)")]
+        if "token" not in columns:
+            return
+        self._db.executescript(_SCHEMA)
+        with self._tx() as db:
+            for name, token, created in db.execute(
+                "SELECT name, token, created FROM deployments"
+            ).fetchall():
+                db.execute(
+                    "INSERT OR IGNORE INTO keys VALUES (?, ?, ?, ?, ?, NULL, NULL)",
+                    (name, FIRST_KEY, digest(token), json.dumps(SCOPES), created),
+                )
+            db.execute("ALTER TABLE deployments DROP COLUMN token")
+        self._db.execute("VACUUM")  # no page of the file keeps an old token
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -93,7 +124,7 @@ class Store:
     def get(self, name: str) -> DeploymentRecord | None:
         with self._lock:
             row = self._db.execute(
-                "SELECT token, live, traffic FROM deployments WHERE name = ?", (name,)
+                "SELECT live, traffic FROM deployments WHERE name = ?", (name,)
             ).fetchone()
             if row is None:
                 return None
@@ -112,8 +143,16 @@ class Store:
                     (name,),
                 )
             ]
-        traffic = Traffic.from_dict(json.loads(row[2])) if row[2] else None
-        return DeploymentRecord(name, row[0], versions, row[1], events, traffic)
+            keys = [
+                ApiKey(key, tuple(json.loads(scopes)), sha, created, expires, used)
+                for key, sha, scopes, created, expires, used in self._db.execute(
+                    "SELECT key, sha256, scopes, created, expires, last_used FROM keys "
+                    "WHERE name = ? ORDER BY created, key",
+                    (name,),
+                )
+            ]
+        traffic = Traffic.from_dict(json.loads(row[1])) if row[1] else None
+        return DeploymentRecord(name, versions, row[0], events, traffic, keys)
 
     def names(self) -> list[str]:
         with self._lock:
@@ -126,13 +165,13 @@ class Store:
     def new_version(
         self, name: str, bento_tag: str, spec: dict[str, object], meta: dict[str, object]
     ) -> DeploymentRecord:
-        """Record a new version (not live yet); create the deployment and its token."""
+        """Record a new version (not live yet); create the deployment if it is new."""
         now = time.time()
         with self._tx() as db:
             db.execute(
-                "INSERT OR IGNORE INTO deployments (name, token, live, traffic, created) "
-                "VALUES (?, ?, NULL, NULL, ?)",
-                (name, secrets.token_urlsafe(24), now),
+                "INSERT OR IGNORE INTO deployments (name, live, traffic, created) "
+                "VALUES (?, NULL, NULL, ?)",
+                (name, now),
             )
             (number,) = db.execute(
                 "SELECT COALESCE(MAX(version), 0) + 1 FROM versions WHERE name = ?", (name,)
@@ -174,6 +213,37 @@ class Store:
             (left,) = db.execute("SELECT COUNT(*) FROM versions WHERE name = ?", (name,)).fetchone()
             if not left:
                 db.execute("DELETE FROM deployments WHERE name = ?", (name,))
+
+    # -- keys (hashes only) -------------------------------------------------------------
+    def add_key(self, name: str, key: ApiKey, first: bool = False) -> bool:
+        """Add ``key`` to ``name``; False if the name is taken (with ``first``: if ``name``
+        has any key, so only one kernel's first key is ever made)."""
+        with self._tx() as db:
+            if first and db.execute("SELECT 1 FROM keys WHERE name = ?", (name,)).fetchone():
+                return False
+            added = db.execute(
+                "INSERT OR IGNORE INTO keys VALUES (?, ?, ?, ?, ?, ?, NULL)",
+                (name, key.name, key.sha256, json.dumps(key.scopes), key.created, key.expires),
+            ).rowcount
+            if added:
+                self._event(db, name, "key", None, f"created {key.name} ({', '.join(key.scopes)})")
+        return bool(added)
+
+    def revoke_key(self, name: str, key: str) -> bool:
+        with self._tx() as db:
+            gone = db.execute("DELETE FROM keys WHERE name = ? AND key = ?", (name, key)).rowcount
+            if gone:
+                self._event(db, name, "key", None, f"revoked {key}")
+        return bool(gone)
+
+    def keys_used(self, name: str, used: dict[str, float]) -> None:
+        """Replicas' batched last-use times (the latest one wins)."""
+        with self._tx() as db:
+            db.executemany(
+                "UPDATE keys SET last_used = MAX(COALESCE(last_used, 0), ?) "
+                "WHERE name = ? AND key = ?",
+                [(when, name, key) for key, when in used.items()],
+            )
 
     def delete(self, name: str) -> bool:
         """Drop a deployment and everything recorded about it; free unreferenced archives."""
