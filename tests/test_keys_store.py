@@ -26,7 +26,7 @@ def test_a_key_is_stored_as_its_hash_with_scopes_and_dates(tmp_path: Path) -> No
     key, secret = ApiKey.make("mobile", ["predict"], datetime.timedelta(days=30))
     assert store.add_key("churn", key) is True
     assert store.add_key("churn", ApiKey.make("mobile", "metrics")[0]) is False  # name taken
-    first, first_secret = ApiKey.make("default", SCOPES)
+    first, _ = ApiKey.make("default", SCOPES)
     assert store.add_key("churn", first, first=True) is False  # it has a key already
     (kept,) = store.get("churn").keys  # type: ignore[union-attr]
     assert kept.sha256 == digest(secret) and kept.scopes == ("predict",)
