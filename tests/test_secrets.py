@@ -44,7 +44,7 @@ def test_saved_notebook_and_panel_json_hold_no_token(cluster: Any, tmp_path: Pat
         assert token and len(token) >= 24
         saved = out.read_text()
         assert token not in saved
-        assert "token in the kernel: 32 True" in saved  # dep.token still works in the kernel
+        assert "token in the kernel: 43 True" in saved  # dep.token still works in the kernel
         assert "$JD_TOKEN" in saved and dep.masked_token in saved
         panel = json.dumps([operations.list_deployments(), operations.deployment("nb-secret")])
         assert "nb-secret" in panel and token not in panel

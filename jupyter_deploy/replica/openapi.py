@@ -15,7 +15,7 @@ from typing import Any
 
 from .keyring import OPEN_ROUTES
 
-_FLOAT_MAX = 1.7976931348623157e308  # JSON numbers beyond this do not fit a float64
+_FLOAT_MAX = 1e308  # the runtime refuses numbers past it (jd_runtime.NUMBER_LIMIT)
 _INT64 = (-(2**63), 2**63 - 1)
 _ERROR = {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}
 
