@@ -19,7 +19,7 @@ import pytest
 
 pytestmark = pytest.mark.cluster
 
-EXAMPLES = 300  # per operation, mode and phase; the run makes over 1,000 cases in all
+EXAMPLES = 450  # per operation, mode and phase; the run makes over 1,000 cases in all
 SEED = 20261205
 
 
@@ -68,7 +68,8 @@ def test_schemathesis_finds_no_failure(fuzzed: Any, tmp_path: Path) -> None:
     config.write_text(CONFIG)
     started = time.monotonic()
     out = subprocess.run(
-        [str(cli), "--config-file", str(config), "run", f"{fuzzed.url}/docs.json", "--url", fuzzed.url,
+        [str(cli), "--config-file", str(config), "run", f"{fuzzed.url}/docs.json",
+         "--url", fuzzed.url,
          "--checks", "all", "--max-examples", str(EXAMPLES), "--seed", str(SEED),
          "--header", f"Authorization: Bearer {fuzzed.token}",
          # /feedback with an unknown request id waits 2 s for other replicas' predictions
