@@ -4,7 +4,8 @@
 one after the other (own JD_HOME, ports and, for TLS, a self-signed certificate made
 here), each in a child process so that nothing of the first is left in the second:
 
-* plain: deploy an iris LogisticRegression; wrk c=32, one row per request, with 1 key
+* plain: deploy an iris LogisticRegression (one replica), warm it up for 2 s; wrk c=32,
+  one row per request, with 1 key
   (the first), then with 50 (49 more created through ``dep.create_key``), twice each,
   in the order 1, 50, 50, 1 so that a drift of the machine's load over the run weighs
   on both sides alike;
@@ -71,8 +72,12 @@ def phase(kind: str, seconds: float) -> dict[str, Any]:
     model = LogisticRegression(max_iter=500).fit(x, y)
     jd.start_cluster()
     try:
-        dep = jd.deploy(model, name="bench", sample=x, progress=False)
+        # One replica throughout: the autoscaler adding one mid-run would weigh more than
+        # anything measured here.
+        dep = jd.deploy(model, name="bench", sample=x, min_replicas=1, max_replicas=1,
+                        progress=False)  # fmt: skip
         token = dep.token
+        run_wrk(f"{dep.url}/predict", ROW, 32, 2, token)  # warm-up: connections, caches
 
         def rps() -> float:
             result = run_wrk(f"{dep.url}/predict", ROW, 32, seconds, token)
