@@ -1,7 +1,8 @@
 """``jupyter-deploy``: the same API from a shell, for scripts and CI.
 
 Exit codes: 0 success; 1 the operation failed; 2 bad usage or a bad parameter; 3 no such
-deployment; 4 the quality gate rejected the candidate (``run``; nothing was deployed).
+deployment; 4 the quality gate rejected the candidate (``run``; nothing was deployed); 5 the
+candidate's canary was rolled back (``run`` with ``rollout=canary``; the baseline serves).
 """
 
 from __future__ import annotations
@@ -11,9 +12,15 @@ import json
 import sys
 from typing import Any
 
-from .errors import DeploymentNotFoundError, GateFailedError, JupyterDeployError, ParameterError
+from .errors import (
+    CanaryRolledBackError,
+    DeploymentNotFoundError,
+    GateFailedError,
+    JupyterDeployError,
+    ParameterError,
+)
 
-EXIT_FAILED, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_GATE_FAILED = 1, 2, 3, 4
+EXIT_FAILED, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_GATE_FAILED, EXIT_CANARY = 1, 2, 3, 4, 5
 
 
 def _print(data: Any, as_json: bool) -> None:
@@ -171,6 +178,16 @@ def _traffic(args: argparse.Namespace) -> Any:
     return dep.traffic()
 
 
+def _compare(args: argparse.Namespace) -> Any:
+    from .client import api
+
+    table = api.get(args.name, address=args.address).compare(window_s=args.window)
+    if args.json:
+        return table.reset_index().to_dict(orient="records")
+    cols = ["role", "share", "requests", "error_rate", "p50_ms", "p95_ms", "accuracy"]
+    return table[cols].to_string(float_format=lambda v: f"{v:.4g}")
+
+
 def _export(args: argparse.Namespace) -> Any:
     from .client import api
 
@@ -242,6 +259,10 @@ def parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("promote", help="All traffic to the newest version.")
     pr.add_argument("name")
     pr.set_defaults(func=_traffic)
+    cp = sub.add_parser("compare", help="The live versions side by side (which one wins).")
+    cp.add_argument("name")
+    cp.add_argument("--window", type=int, default=300, help="seconds compared (default 300)")
+    cp.set_defaults(func=_compare)
     m = sub.add_parser("metrics", help="Traffic, latency and errors of a deployment.")
     m.add_argument("name")
     m.add_argument("--window", type=int, default=60, help="seconds to summarise (default 60)")
@@ -278,7 +299,8 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--overwrite", action="store_true", help="replace an existing output")
     b.set_defaults(func=_batch)
     sub.add_parser("config", help="Settings and their variables.").set_defaults(func=_config)
-    r = sub.add_parser("run", help="Run a deployment notebook (exit 4: the gate failed).")
+    r = sub.add_parser("run", help="Run a deployment notebook (exit 4: the gate failed; "
+                       "5: the canary was rolled back).")  # fmt: skip
     r.add_argument("notebook", help="e.g. notebooks/deploy.ipynb")
     r.add_argument("output", nargs="?", help="the executed notebook (default: timestamped)")
     r.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("KEY", "VALUE"),
@@ -299,6 +321,9 @@ def main(argv: list[str] | None = None) -> int:
     except GateFailedError as exc:
         print(f"gate failed: {exc}", file=sys.stderr)
         return EXIT_GATE_FAILED
+    except CanaryRolledBackError as exc:
+        print(f"canary rolled back: {exc}", file=sys.stderr)
+        return EXIT_CANARY
     except ParameterError as exc:
         print(f"bad parameter: {exc}", file=sys.stderr)
         return EXIT_USAGE

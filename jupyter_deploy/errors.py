@@ -12,6 +12,7 @@ __all__ = [
     "BatchInputError",
     "BatchOutputExistsError",
     "BatchSpecError",
+    "CanaryRolledBackError",
     "ClusterError",
     "DeploymentFailedError",
     "DeploymentNotFoundError",
@@ -103,6 +104,12 @@ class ParameterError(InvalidSpecError):
     """A deployment notebook's parameter is wrong (unknown model, missing data, bad gate)."""
 
     status = 400
+
+
+class CanaryRolledBackError(JupyterDeployError):
+    """A canary regressed and its controller sent it back to 0 %; the baseline serves."""
+
+    status = 409
 
 
 class GateFailedError(JupyterDeployError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -70,6 +71,28 @@ X, y = load_iris(return_X_y=True, as_frame=True)
 X_train, _, y_train, _ = train_test_split(X, y, test_size=0.3, random_state=0, stratify=y)
 model = LogisticRegression(max_iter=500).fit(X_train, y_train)
 """
+BROKEN_IN_REPLICA = (
+    TRAIN_IRIS
+    + """
+import os
+import random
+
+
+class FailsInReplica:
+    \"\"\"Scores well in the notebook (the gate passes); fails half its requests when served.\"\"\"
+
+    def __init__(self, model):
+        self.model, self.pid = model, os.getpid()
+
+    def predict(self, x):
+        if os.getpid() != self.pid and random.random() < 0.5:
+            raise RuntimeError("broken in the replica")
+        return self.model.predict(x)
+
+
+model = FailsInReplica(model)
+"""
+)
 
 
 def test_every_notebook_is_executed_by_a_test() -> None:
@@ -168,6 +191,29 @@ def test_deploy_notebook_gates_every_rollout(cluster: Any, tmp_path: Path) -> No
     text, _ = _outputs(nbformat.read(tmp_path / "v3.ipynb", as_version=4))
     assert "live v1 " in text and "-> PASS" in text
     assert dep.refresh().version == 2
+
+    # 5. rollout=canary: a candidate that fails in the replicas is rolled back: exit 5.
+    (tmp_path / "broken.py").write_text(BROKEN_IN_REPLICA)
+    fast = json.dumps({"steps": [0.5, 1.0], "interval_s": 3, "min_requests": 10})
+    canary = [*common, "rollout", "canary", "canary", fast, "canary_timeout_s", "120"]
+    with Load(dep, limit_s=240) as traffic:
+        done, _ = _run_cli(tmp_path / "v4.ipynb", *canary, "model", str(tmp_path / "broken.py"))
+    assert done.returncode == 5, done.stderr
+    (line,) = [ln for ln in done.stderr.splitlines() if ln.startswith("canary rolled back")]
+    assert "v3 went back to 0 %: error rate" in line and "the baseline serves" in line
+    assert {s for s, _ in traffic.failures()} <= {500}  # the canary's own answers only
+    assert dep.refresh().version == 2 and dep.traffic()["weights"] == {2: 1.0}
+    _, data_out = _outputs(nbformat.read(tmp_path / "v4.ipynb", as_version=4))
+    record = next(d["application/json"] for d in data_out if "application/json" in d)
+    assert record["rollout"] == "canary" and record["rollout_state"] == "rolled_back"
+    assert record["version"] == 2 and record["candidate_version"] == 3
+
+    # 6. A healthy canary is promoted and the run says so.
+    with Load(dep, limit_s=240) as traffic:
+        done, _ = _run_cli(tmp_path / "v5.ipynb", *canary, "model", str(tmp_path / "train.py"))
+    assert done.returncode == 0, done.stderr
+    assert "rollout_state: promoted" in done.stdout and "version: 4" in done.stdout
+    assert traffic.failures() == [] and dep.refresh().version == 4
     dep.delete()
 
 

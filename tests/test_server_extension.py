@@ -201,6 +201,11 @@ async def test_scale_rollback_delete(jp_fetch: Any, two_versions: str) -> None:
     code, body = await _json(jp_fetch, "deployments", two_versions, "rollback", method="POST",
                              body=b"")  # fmt: skip
     assert code == 409 and "no version before v1" in body["error"]
+    assert row["traffic"]["weights"] == {"1": 1.0} and row["traffic"]["canary"] is None
+
+    code, row = await _json(jp_fetch, "deployments", two_versions, "promote", method="POST",
+                            body=b"")  # fmt: skip
+    assert code == 200 and row["version"] == 2 and row["traffic"]["weights"] == {"2": 1.0}
 
     code, body = await _json(jp_fetch, "deployments", two_versions, method="DELETE")
     assert (code, body) == (200, {"deleted": two_versions})

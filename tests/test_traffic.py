@@ -68,6 +68,16 @@ def test_a_split_shares_requests_by_weight(split_dep: Any) -> None:
     seen = _versions(dep, 3000)
     assert abs(seen["2"] / 3000 - 0.10) <= 0.03, seen
     assert jd.get("ab")._record.traffic is not None  # the split is desired state
+    (table,) = wait_for(lambda: ((t := dep.compare(window_s=300))["requests"].sum() >= 3000
+                        and (t,)), 60, "the split's counts")  # fmt: skip
+    assert list(table.index) == [2, 1] and list(table["role"]) == ["baseline", "split"]
+    assert table.loc[1, "requests"] == seen["1"] and table.loc[2, "requests"] == seen["2"]
+    assert table.loc[1, "error_rate"] == 0.0 and table.loc[1, "share"] == 0.9
+    assert table.loc[1, "error_rate_vs_baseline"]["diff"] == 0.0
+    monitor = dep.monitor()
+    monitor.refresh_versions()  # %monitor shows the live versions side by side
+    assert "v2 baseline" in monitor.versions.value and "v1 split" in monitor.versions.value
+    assert "90%" in monitor.versions.value and "10%" in monitor.versions.value
 
 
 def test_sticky_keys_reach_one_version(split_dep: Any) -> None:

@@ -19,7 +19,6 @@ from ..errors import (
     DeploymentFailedError,
     DeploymentNotFoundError,
     DeploymentTimeoutError,
-    RollbackError,
 )
 from ..monitoring import aggregator
 from ..progress import Progress
@@ -118,23 +117,6 @@ def live_records(address: str | None = None) -> list[DeploymentRecord]:
     """Every deployment with a live version, sorted by name."""
     connect(address)
     return [r for r in _ray.call(registry().records) if r.live is not None]
-
-
-def rollback(name: str, *, address: str | None = None, progress: bool = True) -> View:
-    """Serve the version that was live before the current one (as a new rollout)."""
-    rec, settings = record(name, address)
-    assert rec.live is not None
-    earlier = [v for v in rec.versions if v.version < rec.live]
-    if not earlier:
-        raise RollbackError(f"'{name}' has no version before v{rec.live} to roll back to.")
-    previous = earlier[-1]
-    url = url_of(name, settings)
-    prog = Progress(f"rollback {name} to v{previous.version}", enabled=progress)
-    with prog.step(f"deploy v{previous.version}"):
-        target = target_of(rec, previous.version)
-        serving.rollout(target, probe(url, target.spec.name), float(settings.deploy_timeout),
-                        prog.note, serving=live_target(rec))  # fmt: skip
-    return view(_ray.call(registry().set_live, name, previous.version, "rollback"), settings)
 
 
 def scale(name: str, min_replicas: int, max_replicas: int, *, address: str | None = None) -> View:

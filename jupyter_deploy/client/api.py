@@ -8,6 +8,8 @@ from typing import Any
 from .. import _ray
 from ..build.capture import capture, resolve
 from ..control import cluster
+from ..control.records import CanaryPolicy
+from ..errors import InvalidSpecError
 from ..monitoring import aggregator
 from ..progress import Progress
 from ..settings import Settings
@@ -37,6 +39,7 @@ def deploy(
     log_retention_days: int = DeploymentSpec.log_retention_days,
     log_redact: tuple[str, ...] = DeploymentSpec.log_redact,
     shadow: float | None = None,
+    canary: float | dict[str, Any] | None = None,
     address: str | None = None,
     namespace: dict[str, Any] | None = None,
     progress: bool = True,
@@ -81,6 +84,13 @@ def deploy(
     shadow
         Deploy the new version as a shadow of the live one: it gets a copy of this share of
         the requests after each caller's answer; callers only ever see the live answers.
+    canary
+        Roll the new version out as a canary: a first share (``0.1``) or settings
+        ``{"steps": [0.1, 0.25, 0.5, 1.0], "interval_s": 60, "max_error_rate": 0.01,
+        "max_latency_ratio": 1.5, "min_requests": 50}`` (the defaults). A controller in the
+        cluster judges it every ``interval_s`` against the live version: healthy, it takes
+        the next share and is promoted at 1.0; more errors or a slower p95, it goes back to
+        0 % and is marked failed. It keeps going when this kernel exits; see ``traffic()``.
     address
         Ray cluster address; default ``RAY_ADDRESS``, else the embedded local cluster.
     timeout
@@ -91,6 +101,10 @@ def deploy(
     Deployment
         The live deployment's handle (``url``, ``token``, ``predict``, ``rollback``...).
     """
+    if shadow is not None and canary is not None:
+        raise InvalidSpecError("A new version is a shadow or a canary, not both.")
+    if canary is not None:
+        CanaryPolicy.parse(canary)  # a bad option fails before anything is built
     settings = Settings.from_env()
     obj, variable = resolve(model, namespace)
     if name is None:
@@ -129,8 +143,8 @@ def deploy(
         rec = keys.first_key(name) or rec
     version = rec.newest.version
     url = f"{cluster.base_url(info, settings)}/{name}"
-    if shadow is not None:
-        return _deployment(_as_shadow(rec, version, shadow, settings, prog))
+    if shadow is not None or canary is not None:
+        return _deployment(_beside(rec, version, shadow, canary, settings, prog))
     with prog.step(f"deploy v{version}"):
         actions.roll_out(rec, version, url, settings, prog, timeout)
     rec = _ray.call(registry.set_live, name, version, "deploy")
@@ -139,12 +153,21 @@ def deploy(
     return _deployment(actions.view(rec, settings))
 
 
-def _as_shadow(
-    rec: Any, version: int, rate: float, settings: Settings, prog: Progress
+def _beside(
+    rec: Any,
+    version: int,
+    shadow: float | None,
+    canary: float | dict[str, Any] | None,
+    settings: Settings,
+    prog: Progress,
 ) -> actions.View:
-    """Make ``version`` (just recorded) a shadow of the live split; drop it if that fails."""
+    """Start ``version`` (just recorded) beside the live one, as a shadow or a canary; drop
+    it if that fails."""
     try:
-        live, split = traffic.with_shadow(rec, version, rate)
+        if canary is not None:
+            return traffic.start_canary(rec, version, canary, settings, prog)
+        assert shadow is not None
+        live, split = traffic.with_shadow(rec, version, shadow)
         with prog.step(f"shadow v{version}"):
             return traffic.apply(rec, settings, live, split, "shadow")
     except BaseException:

@@ -15,10 +15,7 @@ from .. import _ray
 from ..control.keys import FIRST_KEY, SCOPES, ApiKey, digest
 from ..control.records import DeploymentRecord
 from ..errors import InvalidSpecError
-from ..progress import Progress
-from ..rollout import serving
-from ..rollout.readiness import probe
-from ..rollout.target import live_target
+from ..rollout import change, serving
 from ..settings import Settings
 from . import actions
 
@@ -42,15 +39,14 @@ def first_key(name: str) -> DeploymentRecord | None:
     return rec
 
 
-def _push(rec: DeploymentRecord, event: str) -> None:
-    """Serve the store's live target (with its new keys) on every running replica."""
-    settings = Settings.from_env()
+def _push(rec: DeploymentRecord) -> None:
+    """Serve the store's live target (with its new keys) on every running replica: the
+    change of traffic's own path (:func:`~jupyter_deploy.rollout.change.push`), in place."""
     if rec.live is None or not serving.running_replicas(rec.name):
         return  # nothing serves: the next rollout or restore takes the keys with it
-    target = live_target(rec)
-    url = actions.url_of(rec.name, settings)
-    serving.rollout(target, probe(url, rec.name), float(settings.deploy_timeout),
-                    Progress(event, enabled=False).note, serving=target)  # fmt: skip
+    settings = Settings.from_env()
+    base_url = actions.url_of(rec.name, settings).rsplit("/", 1)[0]
+    change.push(rec, base_url, rec.live, rec.traffic, float(settings.deploy_timeout))
 
 
 def create(name: str, key_name: str, scopes: Any = SCOPES, expires_in: Any = None) -> str:
@@ -62,7 +58,7 @@ def create(name: str, key_name: str, scopes: Any = SCOPES, expires_in: Any = Non
     new = _ray.call(actions.registry().add_key, name, key)
     if new is None:
         raise InvalidSpecError(f"'{name}' already has a key named '{key.name}'; revoke it first.")
-    _push(new, f"key {name}")
+    _push(new)
     _SECRETS.setdefault(name, secret)
     return secret
 
@@ -74,7 +70,7 @@ def revoke(name: str, key_name: str) -> None:
     if new is None:
         known = [k.name for k in rec.keys]
         raise InvalidSpecError(f"'{name}' has no key named '{key_name}'; keys: {known}.")
-    _push(new, f"revoke {name}")
+    _push(new)
     if name in _SECRETS and not any(k.sha256 == digest(_SECRETS[name]) for k in new.keys):
         del _SECRETS[name]  # dep.token no longer works: say so (None), not with a 401
 

@@ -49,6 +49,26 @@ class Lifecycle:
         counts = ray.get(handle().snapshot.remote(self.name, 60))["shadow"]
         return traffic.describe(rec, counts)
 
+    def compare(self: Named, window_s: int = 300) -> Any:
+        """The live versions side by side over the last ``window_s`` seconds (a DataFrame,
+        baseline first): share, requests, error rate, p50/p95 and mean latency, predicted
+        classes, accuracy from feedback, and each other version's difference to the
+        baseline with a 95 % interval; a shadow's agreement with the callers' answers."""
+        import pandas as pd
+        import ray
+
+        from ..monitoring.aggregator import handle
+        from ..monitoring.compare import compare
+
+        rec, _ = actions.record(self.name)
+        assert rec.live is not None
+        t = rec.traffic
+        weights = dict(t.weights) if t else {rec.live: 1.0}
+        shadow = t.shadow if t else None
+        versions = sorted({*weights, *([shadow] if shadow is not None else [])})
+        data = ray.get(handle().versions.remote(self.name, window_s, versions))
+        return pd.DataFrame(compare(rec.live, weights, shadow, data)).set_index("version")
+
     def split(self: Named, weights: dict[int, float], sticky: str | None = None) -> Any:
         """Share requests between versions by weight, e.g. ``{1: 0.9, 2: 0.1}``.
 

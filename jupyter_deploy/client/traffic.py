@@ -9,15 +9,18 @@ dies in between leaves the store's split, which the next connection restores.
 from __future__ import annotations
 
 import math
+import time
+from dataclasses import asdict
 from typing import Any
 
 from .. import _ray
-from ..control.records import DeploymentRecord, Traffic
-from ..errors import InvalidSpecError
+from ..control import cluster
+from ..control.records import Canary, CanaryPolicy, DeploymentRecord, Traffic
+from ..errors import InvalidSpecError, RollbackError
 from ..progress import Progress
-from ..rollout import serving
-from ..rollout.readiness import probe
-from ..rollout.target import code_key, live_target, target_of
+from ..rollout import controller
+from ..rollout.change import push
+from ..rollout.target import code_key, target_of
 from ..settings import Settings
 from . import actions
 
@@ -44,6 +47,10 @@ def _check_version(rec: DeploymentRecord, version: int) -> None:
     known = [v.version for v in rec.versions]
     if version not in known:
         raise InvalidSpecError(f"'{rec.name}' has no version {version}; versions: {known}.")
+    failed = rec.version(version).meta.get("failed")
+    if failed:
+        raise InvalidSpecError(f"v{version} of '{rec.name}' failed its canary ({failed}); "
+                               "deploy it again to try it.")  # fmt: skip
     live = target_of(rec, rec.live or version)
     if code_key(target_of(rec, version)) != code_key(live):
         raise InvalidSpecError(
@@ -104,24 +111,43 @@ def apply(
     event: str,
     detail: str = "",
     progress: bool = False,
+    canary: Canary | None = None,
 ) -> actions.View:
-    """Push ``live`` + ``traffic`` to the replicas, wait until all applied, then record it."""
-    target = target_of(rec, live, traffic)
-    url = actions.url_of(rec.name, settings)
+    """Push ``live`` + ``traffic`` to the replicas, wait until all applied, then record it
+    (with ``canary``: the canary that starts with this split)."""
     prog = Progress(f"{event} {rec.name}", enabled=progress)
-    current = live_target(rec)
-    wait = float(settings.deploy_timeout)
     with prog.step("apply"):
-        try:
-            serving.rollout(target, probe(url, target.spec.name), wait, prog.note,
-                            serving=current)  # fmt: skip
-        except BaseException:  # what serves stays what the store says
-            serving.rollout(current, probe(url, current.spec.name), wait,
-                            serving=target)  # fmt: skip
-            raise
+        push(rec, _base_url(settings), live, traffic, float(settings.deploy_timeout), prog.note)
     registry = actions.registry()
-    new = _ray.call(registry.set_live, rec.name, live, event, detail or _describe(traffic), traffic)
+    new = _ray.call(registry.set_live, rec.name, live, event, detail or _describe(traffic),
+                    traffic, canary)  # fmt: skip
     return actions.view(new, settings)
+
+
+def _base_url(settings: Settings) -> str:
+    info = cluster.current()
+    assert info is not None  # every caller connected first (actions.record, deploy)
+    return cluster.base_url(info, settings)
+
+
+def start_canary(
+    rec: DeploymentRecord, version: int, option: float | dict[str, Any], settings: Settings,
+    prog: Progress,
+) -> actions.View:  # fmt: skip
+    """Give the just-recorded ``version`` its first canary share; the controller takes it on."""
+    policy = CanaryPolicy.parse(option)
+    if rec.live is None:
+        raise InvalidSpecError(f"A canary is judged against a live version; '{rec.name}' has "
+                               "none yet: deploy the first version without canary=.")  # fmt: skip
+    share = policy.steps[0]
+    live, split_ = make_traffic(rec, {rec.live: 1 - share, version: share},
+                                rec.traffic.sticky if rec.traffic else None)  # fmt: skip
+    now = time.time()
+    canary = Canary(version, rec.live, policy, started=now, step_started=now)
+    with prog.step(f"canary v{version} at {share:.0%}"):
+        view = apply(rec, settings, live, split_, "canary start", _describe(split_), canary=canary)
+    controller.handle(_base_url(settings), float(settings.deploy_timeout))
+    return view
 
 
 def _describe(traffic: Traffic | None) -> str:
@@ -172,9 +198,14 @@ def rollback(name: str, *, address: str | None = None, progress: bool = True) ->
     """All traffic back to the live version when it is split or shadowed; otherwise the
     version that was live before the current one."""
     rec, settings = actions.record(name, address)
-    if rec.traffic is not None and rec.live is not None:
+    assert rec.live is not None
+    if rec.traffic is not None:
         return apply(rec, settings, rec.live, None, "rollback", progress=progress)
-    return actions.rollback(name, address=address, progress=progress)
+    earlier = [v.version for v in rec.versions
+               if v.version < rec.live and not v.meta.get("failed")]  # fmt: skip
+    if not earlier:
+        raise RollbackError(f"'{name}' has no version before v{rec.live} to roll back to.")
+    return apply(rec, settings, earlier[-1], None, "rollback", f"to v{earlier[-1]}", progress)
 
 
 def describe(rec: DeploymentRecord, shadow_counts: dict[str, Any]) -> dict[str, Any]:
@@ -183,7 +214,7 @@ def describe(rec: DeploymentRecord, shadow_counts: dict[str, Any]) -> dict[str, 
     t = rec.traffic
     weights = dict(t.weights) if t else {rec.live: 1.0}
     out: dict[str, Any] = {"live": rec.live, "weights": weights, "sticky": t.sticky if t else None,
-                           "shadow": None, "canary": None}  # fmt: skip
+                           "shadow": None, "canary": _canary(rec.canary)}  # fmt: skip
     if t is not None and t.shadow is not None:
         seen = shadow_counts.get(str(t.shadow), {})
         rows = seen.get("rows", 0)
@@ -191,3 +222,13 @@ def describe(rec: DeploymentRecord, shadow_counts: dict[str, Any]) -> dict[str, 
                          "requests": seen.get("requests", 0), "failed": seen.get("failed", 0),
                          "agreement": seen.get("agree", 0) / rows if rows else None}  # fmt: skip
     return out
+
+
+def _canary(canary: Canary | None) -> dict[str, Any] | None:
+    """The last canary as ``traffic()`` shows it: its share, state, next decision, reason."""
+    if canary is None:
+        return None
+    return {"version": canary.version, "baseline": canary.baseline, "state": canary.state,
+            "share": canary.share, "step": canary.step, "steps": list(canary.policy.steps),
+            "next_decision": canary.next_decision, "reason": canary.reason,
+            "policy": asdict(canary.policy)}  # fmt: skip

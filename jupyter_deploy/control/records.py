@@ -45,6 +45,7 @@ class DeploymentRecord:
     live: int | None = None
     events: list[Event] = field(default_factory=list)
     traffic: Traffic | None = None  # None: the live version takes every request
+    canary: Canary | None = None  # the last canary rollout, running or ended
     keys: list[ApiKey] = field(default_factory=list)  # hashed, never a secret
 
     def version(self, number: int) -> VersionRecord:
@@ -89,6 +90,109 @@ class Traffic:
     def from_dict(cls, data: dict[str, Any]) -> Traffic:
         return cls({int(v): float(w) for v, w in data["weights"].items()}, data.get("sticky"),
                    data.get("shadow"), float(data.get("shadow_rate", 0.0)))  # fmt: skip
+
+
+CANARY_STEPS = (0.1, 0.25, 0.5, 1.0)
+
+
+@dataclass(frozen=True)
+class CanaryPolicy:
+    """How a canary steps up: its shares, how often it is judged, and what fails it.
+
+    Every ``interval_s`` the canary's requests of that interval are compared with the
+    baseline's: more errors than the baseline by over ``max_error_rate``, or a p95 latency
+    over ``max_latency_ratio`` times the baseline's, rolls it back; fewer than
+    ``min_requests`` requests means wait for more (never promote on no evidence).
+    """
+
+    steps: tuple[float, ...] = CANARY_STEPS
+    interval_s: float = 60.0
+    max_error_rate: float = 0.01
+    max_latency_ratio: float = 1.5
+    min_requests: int = 50
+
+    @classmethod
+    def parse(cls, option: float | dict[str, Any]) -> CanaryPolicy:
+        """``canary=0.1`` (the first share; the default steps above it follow) or a dict."""
+        from ..errors import InvalidSpecError
+
+        if isinstance(option, bool) or not isinstance(option, int | float | dict):
+            raise InvalidSpecError(f"canary= takes a share or a dict of settings, not {option!r}.")
+        data = {"steps": _steps_from(option)} if not isinstance(option, dict) else dict(option)
+        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise InvalidSpecError(
+                f"Unknown canary settings {unknown}; known: {sorted(cls.__dataclass_fields__)}."
+            )
+        try:
+            policy = cls(
+                **{**data, "steps": tuple(float(s) for s in data.get("steps", CANARY_STEPS))}
+            )
+        except (TypeError, ValueError) as err:
+            raise InvalidSpecError(f"canary settings: {err}") from None
+        policy.check()
+        return policy
+
+    def check(self) -> None:
+        from ..errors import InvalidSpecError
+
+        steps = self.steps
+        if not steps or any(not 0 < s <= 1 for s in steps) or list(steps) != sorted(set(steps)):
+            raise InvalidSpecError(f"Canary steps must rise within (0, 1], got {list(steps)}.")
+        if steps[-1] != 1.0:
+            raise InvalidSpecError(
+                f"The last canary step must be 1.0 (promotion), got {steps[-1]}."
+            )
+        if len(steps) < 2:
+            raise InvalidSpecError("A canary needs a first share below 1.0; use promote() instead.")
+        if self.interval_s < 1 or self.min_requests < 1 or self.max_latency_ratio <= 1:
+            raise InvalidSpecError("Canary interval_s and min_requests must be >= 1 and "
+                                   "max_latency_ratio > 1.")  # fmt: skip
+        if not 0 <= self.max_error_rate < 1:
+            raise InvalidSpecError(f"max_error_rate must be in [0, 1), got {self.max_error_rate}.")
+
+
+def _steps_from(share: float) -> tuple[float, ...]:
+    return (float(share), *(s for s in CANARY_STEPS if s > share))
+
+
+@dataclass(frozen=True)
+class Canary:
+    """A canary rollout of ``version`` against ``baseline``, as the store keeps it.
+
+    ``state`` is ``running`` (the controller in the cluster judges it), ``promoted``,
+    ``rolled_back`` (``reason`` says why) or ``stopped`` (a person changed the traffic).
+    """
+
+    version: int
+    baseline: int
+    policy: CanaryPolicy
+    started: float
+    step: int = 0  # index into policy.steps
+    step_started: float = 0.0
+    state: str = "running"
+    reason: str = ""
+    ended: float | None = None
+
+    @property
+    def share(self) -> float:
+        return self.policy.steps[self.step]
+
+    @property
+    def next_decision(self) -> float | None:
+        """When the controller judges the current step next (None once it ended)."""
+        return self.step_started + self.policy.interval_s if self.state == "running" else None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["policy"]["steps"] = list(self.policy.steps)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Canary:
+        policy = dict(data["policy"])
+        policy["steps"] = tuple(policy["steps"])
+        return cls(**{**data, "policy": CanaryPolicy(**policy)})
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import time
 from typing import Any
 
 from .keys import ApiKey
-from .records import DeploymentRecord, ReplicaReport, Traffic
+from .records import Canary, DeploymentRecord, ReplicaReport, Traffic
 from .store import Store
 
 REGISTRY_NAME = "jupyter_deploy_registry"
@@ -49,9 +49,26 @@ class Registry:
         return self._store.new_version(name, bento_tag, spec, meta)
 
     def set_live(
-        self, name: str, version: int, event: str, detail: str = "", traffic: Traffic | None = None
+        self,
+        name: str,
+        version: int,
+        event: str,
+        detail: str = "",
+        traffic: Traffic | None = None,
+        canary: Canary | None = None,
     ) -> DeploymentRecord:
-        return self._store.set_live(name, version, event, detail, traffic)
+        return self._store.set_live(name, version, event, detail, traffic, canary)
+
+    def canary_step(
+        self,
+        name: str,
+        started: float,
+        canary: Canary,
+        live: int | None = None,
+        traffic: Traffic | None = None,
+        event: str = "",
+    ) -> DeploymentRecord | None:
+        return self._store.canary_step(name, started, canary, live, traffic, event)
 
     def record_event(self, name: str, event: str, version: int | None, detail: str = "") -> None:
         self._store.record_event(name, event, version, detail)

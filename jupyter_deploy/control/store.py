@@ -23,10 +23,11 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
-from .keys import FIRST_KEY, SCOPES, ApiKey, digest
-from .records import DeploymentRecord, Event, Traffic, VersionRecord
+from .keystore import KEYS_SCHEMA, KeyRows
+from .records import Canary, DeploymentRecord, Event, Traffic, VersionRecord
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS deployments (
@@ -52,15 +53,9 @@ CREATE TABLE IF NOT EXISTS events (
     version INTEGER,
     detail  TEXT NOT NULL DEFAULT ''
 );
-CREATE TABLE IF NOT EXISTS keys (
-    name      TEXT NOT NULL REFERENCES deployments(name) ON DELETE CASCADE,
-    key       TEXT NOT NULL,
-    sha256    TEXT NOT NULL,
-    scopes    TEXT NOT NULL,
-    created   REAL NOT NULL,
-    expires   REAL,
-    last_used REAL,
-    PRIMARY KEY (name, key)
+CREATE TABLE IF NOT EXISTS canaries (
+    name TEXT PRIMARY KEY REFERENCES deployments(name) ON DELETE CASCADE,
+    data TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS counters (
     name  TEXT PRIMARY KEY REFERENCES deployments(name) ON DELETE CASCADE,
@@ -70,7 +65,7 @@ CREATE TABLE IF NOT EXISTS counters (
 """
 
 
-class Store:
+class Store(KeyRows):
     """The state database at ``path``; archives live in ``<path's folder>/archives``."""
 
     def __init__(self, path: str | Path) -> None:
@@ -87,26 +82,7 @@ class Store:
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.execute("PRAGMA secure_delete=ON")  # deleted rows are overwritten, not left
         self._hash_old_tokens()
-        self._db.executescript(_SCHEMA)
-
-    def _hash_old_tokens(self) -> None:
-        """A store from before keys kept each deployment's token in plain text: turn it
-        into that deployment's first key (its hash), drop the column, rewrite the file."""
-        columns = [r[1] for r in self._db.execute("PRAGMA table_info(deployments)")]
-        if "token" not in columns:
-            return
-        self._db.executescript(_SCHEMA)
-        with self._tx() as db:
-            for name, token, created in db.execute(
-                "SELECT name, token, created FROM deployments"
-            ).fetchall():
-                db.execute(
-                    "INSERT OR IGNORE INTO keys VALUES (?, ?, ?, ?, ?, NULL, NULL)",
-                    (name, FIRST_KEY, digest(token), json.dumps(SCOPES), created),
-                )
-            db.execute("ALTER TABLE deployments DROP COLUMN token")
-        self._db.execute("VACUUM")  # no page of the file keeps an old token
-        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self._db.executescript(_SCHEMA + KEYS_SCHEMA)
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -143,16 +119,10 @@ class Store:
                     (name,),
                 )
             ]
-            keys = [
-                ApiKey(key, tuple(json.loads(scopes)), sha, created, expires, used)
-                for key, sha, scopes, created, expires, used in self._db.execute(
-                    "SELECT key, sha256, scopes, created, expires, last_used FROM keys "
-                    "WHERE name = ? ORDER BY created, key",
-                    (name,),
-                )
-            ]
+            keys = self._keys(self._db, name)
+            canary = self._canary(self._db, name)
         traffic = Traffic.from_dict(json.loads(row[1])) if row[1] else None
-        return DeploymentRecord(name, versions, row[0], events, traffic, keys)
+        return DeploymentRecord(name, versions, row[0], events, traffic, canary, keys)
 
     def names(self) -> list[str]:
         with self._lock:
@@ -183,14 +153,60 @@ class Store:
         return self._must(name)
 
     def set_live(
-        self, name: str, version: int, event: str, detail: str = "", traffic: Traffic | None = None
+        self,
+        name: str,
+        version: int,
+        event: str,
+        detail: str = "",
+        traffic: Traffic | None = None,
+        canary: Canary | None = None,
     ) -> DeploymentRecord:
-        """Make ``version`` live, with ``traffic`` (None: it takes every request)."""
+        """Make ``version`` live, with ``traffic`` (None: it takes every request).
+
+        ``canary`` is a canary that starts with this traffic; without one, a running canary
+        ends here: a person changed the traffic (promoted it, split, deployed, rolled back).
+        """
         data = json.dumps(traffic.to_dict()) if traffic is not None else None
         with self._tx() as db:
             db.execute("UPDATE deployments SET live = ?, traffic = ? WHERE name = ?",
                        (version, data, name))  # fmt: skip
+            running = self._canary(db, name)
+            if canary is None and running is not None and running.state == "running":
+                state = "promoted" if version == running.version and traffic is None else "stopped"
+                canary = replace(running, state=state, ended=time.time(), reason=f"{event} by hand")
+            if canary is not None:
+                self._put_canary(db, name, canary)
             self._event(db, name, event, version, detail)
+        return self._must(name)
+
+    def canary_step(
+        self,
+        name: str,
+        started: float,
+        canary: Canary,
+        live: int | None = None,
+        traffic: Traffic | None = None,
+        event: str = "",
+    ) -> DeploymentRecord | None:
+        """The canary controller's change, only if the canary started at ``started`` is still
+        running (a person may have promoted, split or rolled back meanwhile): its new state,
+        and with ``event`` the new live version and traffic. None if it was not applied."""
+        with self._tx() as db:
+            current = self._canary(db, name)
+            if current is None or current.started != started or current.state != "running":
+                return None
+            self._put_canary(db, name, canary)
+            if event:
+                data = json.dumps(traffic.to_dict()) if traffic is not None else None
+                db.execute("UPDATE deployments SET live = ?, traffic = ? WHERE name = ?",
+                           (live, data, name))  # fmt: skip
+                self._event(db, name, event, canary.version, canary.reason)
+            if canary.state == "rolled_back":  # never split to it again without a redeploy
+                (meta,) = db.execute("SELECT meta FROM versions WHERE name = ? AND version = ?",
+                                     (name, canary.version)).fetchone()  # fmt: skip
+                db.execute("UPDATE versions SET meta = ? WHERE name = ? AND version = ?",
+                           (json.dumps({**json.loads(meta), "failed": canary.reason}), name,
+                            canary.version))  # fmt: skip
         return self._must(name)
 
     def record_event(self, name: str, event: str, version: int | None, detail: str = "") -> None:
@@ -213,37 +229,6 @@ class Store:
             (left,) = db.execute("SELECT COUNT(*) FROM versions WHERE name = ?", (name,)).fetchone()
             if not left:
                 db.execute("DELETE FROM deployments WHERE name = ?", (name,))
-
-    # -- keys (hashes only) -------------------------------------------------------------
-    def add_key(self, name: str, key: ApiKey, first: bool = False) -> bool:
-        """Add ``key`` to ``name``; False if the name is taken (with ``first``: if ``name``
-        has any key, so only one kernel's first key is ever made)."""
-        with self._tx() as db:
-            if first and db.execute("SELECT 1 FROM keys WHERE name = ?", (name,)).fetchone():
-                return False
-            added = db.execute(
-                "INSERT OR IGNORE INTO keys VALUES (?, ?, ?, ?, ?, ?, NULL)",
-                (name, key.name, key.sha256, json.dumps(key.scopes), key.created, key.expires),
-            ).rowcount
-            if added:
-                self._event(db, name, "key", None, f"created {key.name} ({', '.join(key.scopes)})")
-        return bool(added)
-
-    def revoke_key(self, name: str, key: str) -> bool:
-        with self._tx() as db:
-            gone = db.execute("DELETE FROM keys WHERE name = ? AND key = ?", (name, key)).rowcount
-            if gone:
-                self._event(db, name, "key", None, f"revoked {key}")
-        return bool(gone)
-
-    def keys_used(self, name: str, used: dict[str, float]) -> None:
-        """Replicas' batched last-use times (the latest one wins)."""
-        with self._tx() as db:
-            db.executemany(
-                "UPDATE keys SET last_used = MAX(COALESCE(last_used, 0), ?) "
-                "WHERE name = ? AND key = ?",
-                [(when, name, key) for key, when in used.items()],
-            )
 
     def delete(self, name: str) -> bool:
         """Drop a deployment and everything recorded about it; free unreferenced archives."""
@@ -291,6 +276,16 @@ class Store:
             return dict(self._db.execute("SELECT name, data FROM counters").fetchall())
 
     # -- helpers ------------------------------------------------------------------------
+    @staticmethod
+    def _canary(db: sqlite3.Connection, name: str) -> Canary | None:
+        row = db.execute("SELECT data FROM canaries WHERE name = ?", (name,)).fetchone()
+        return Canary.from_dict(json.loads(row[0])) if row else None
+
+    @staticmethod
+    def _put_canary(db: sqlite3.Connection, name: str, canary: Canary) -> None:
+        db.execute("INSERT OR REPLACE INTO canaries (name, data) VALUES (?, ?)",
+                   (name, json.dumps(canary.to_dict())))  # fmt: skip
+
     @staticmethod
     def _event(db: sqlite3.Connection, name: str, event: str, version: int | None,
                detail: str) -> None:  # fmt: skip

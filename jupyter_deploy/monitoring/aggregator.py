@@ -28,6 +28,10 @@ class _Second:
     at: int
     counts: Counts = field(default_factory=Counts)
     replicas: set[str] = field(default_factory=set)
+    by_version: dict[int, Counts] = field(default_factory=dict)  # the same counts, split
+
+    def __setstate__(self, state: dict[str, Any]) -> None:  # seconds saved before by_version
+        self.__dict__.update({"by_version": {}, **state})
 
 
 @dataclass
@@ -64,6 +68,7 @@ class Aggregator:
             dep.seconds.append(_Second(now))
         second = dep.seconds[-1]
         second.counts.merge(data.counts)
+        second.by_version.setdefault(version, Counts()).merge(data.counts)
         second.replicas.add(replica)
         dep.total.merge(data.counts)
         dep.by_version.setdefault(str(version), Counts()).merge(data.counts)
@@ -116,9 +121,29 @@ class Aggregator:
         self._dirty.add(name)
         return self._quality(name).feedback(items)
 
-    def quality(self, name: str, window_s: int = 300) -> dict[str, Any]:
-        """Input and prediction drift and accuracy of the live version over ``window_s``."""
-        return self._quality(name).report(window_s)
+    def quality(self, name: str, window_s: int = 300, version: int | None = None) -> dict[str, Any]:
+        """Input and prediction drift and accuracy of a version (default: the live one)."""
+        return self._quality(name).report(window_s, version)
+
+    def versions(self, name: str, window_s: int, versions: list[int]) -> dict[str, Any]:
+        """What :func:`~.compare.compare` needs of ``versions`` over the last ``window_s``."""
+        quality = self._quality(name)
+        dep = self._deployments.get(name, _Deployment())
+        return {
+            "counts": self.by_version(name, time.time() - window_s),
+            "quality": {v: quality.report(window_s, v) for v in versions},
+            "shadow": {int(v): c for v, c in dep.shadow.items()},
+        }
+
+    def by_version(self, name: str, since: float) -> dict[int, Counts]:
+        """Each version's counts over the seconds from ``since`` (a canary's interval)."""
+        out: dict[int, Counts] = {}
+        dep = self._deployments.get(name)
+        for second in dep.seconds if dep is not None else ():
+            if second.at >= since + 1:  # a push carries the second before it
+                for version, counts in second.by_version.items():
+                    out.setdefault(version, Counts()).merge(counts)
+        return out
 
     def snapshot(self, name: str, window_s: int = 60) -> dict[str, Any]:
         """Totals, and over the last ``window_s`` seconds: rate, latency, errors, series."""

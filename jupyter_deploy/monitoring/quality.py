@@ -124,11 +124,13 @@ class Quality:
             matched += 1
         return {"matched": matched, "unknown": unknown, "wrong_length": mismatched}
 
-    def report(self, window_s: int = 300) -> dict[str, Any]:
-        """Drift of the live version's inputs and predictions, and accuracy, over the window."""
-        if not self.references:
+    def report(self, window_s: int = 300, version: int | None = None) -> dict[str, Any]:
+        """Drift of a version's inputs and predictions, and accuracy, over the window
+        (default: the live version's)."""
+        if not self.references or (version is not None and version not in self.references):
             return {"available": False, "reason": "no replica has reported yet"}
-        version = self.serving if self.serving in self.references else max(self.references)
+        if version is None:
+            version = self.serving if self.serving in self.references else max(self.references)
         ref = self.references[version]
         since = int(time.time()) - window_s
         recent = [s for s in self.slots if s.at >= since - SLOT_S and s.version == version]

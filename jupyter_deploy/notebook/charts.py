@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
+from typing import Any
 
 WIDTH, HEIGHT, PAD = 300, 90, 22
 
@@ -115,3 +116,40 @@ def drift_table(rows: Sequence[dict[str, object]]) -> str:
         "<tr><th align='left'>feature</th><th>test</th><th>PSI</th><th>p</th><th>n</th></tr>"
         f"{body}</table>"
     )
+
+
+def versions_table(rows: Sequence[dict[str, Any]], window_s: int) -> str:
+    """The live versions side by side (``Deployment.compare()`` rows), baseline first."""
+
+    def num(value: object, fmt: str) -> str:
+        return "-" if not isinstance(value, int | float) else format(value, fmt)
+
+    def diff(r: dict[str, Any], key: str, fmt: str) -> str:
+        d = r.get(key) or {}
+        if d.get("diff") is None:
+            return ""
+        lo, hi = d["ci95"]
+        ci = f"95 % {format(lo, fmt)}…{format(hi, fmt)}"
+        return f" <small>({format(d['diff'], '+' + fmt)}, {ci})</small>"
+
+    body = "".join(
+        f"<tr><td>v{r['version']} {html.escape(r['role'])}</td>"
+        f"<td>{num(r['share'], '.0%')}</td><td>{num(r['requests'] / window_s, '.1f')}</td>"
+        f"<td>{num(r['error_rate'], '.1%')}{diff(r, 'error_rate_vs_baseline', '.1%')}</td>"
+        f"<td>{num(r['p95_ms'], '.1f')}</td>"
+        f"<td>{html.escape(', '.join(f'{k} {v:.0%}' for k, v in r['predictions'].items()))}</td>"
+        f"<td>{num(r['accuracy'], '.1%')}{diff(r, 'accuracy_vs_baseline', '.1%')}"
+        f"{_agreement(r.get('agreement'))}</td></tr>"
+        for r in rows
+    )
+    return (
+        "<table style='font:11px sans-serif;border-collapse:collapse' cellpadding='3'>"
+        f"<caption style='text-align:left'>versions, last {window_s} s</caption>"
+        "<tr><th align='left'>version</th><th>share</th><th>req/s</th><th>errors</th>"
+        "<th>p95 ms</th><th>predictions</th><th>accuracy</th></tr>"
+        f"{body}</table>"
+    )
+
+
+def _agreement(share: float | None) -> str:
+    return "" if share is None else f" agrees {share:.1%}"

@@ -73,6 +73,8 @@ class DeployMagics(Magics):
               help="Days of payload log kept (default %(default)s).")  # fmt: skip
     @argument("--log-redact", metavar="FIELDS", default="",
               help="Request fields kept out of the payload log: ssn,dob.")  # fmt: skip
+    @argument("--canary", type=float, metavar="PERCENT",
+              help="Roll out as a canary from PERCENT of the traffic (e.g. 10).")  # fmt: skip
     @argument("--rollback", metavar="NAME", help="Serve NAME's previous version again.")
     @line_magic
     @_one_line_errors
@@ -105,6 +107,7 @@ class DeployMagics(Magics):
             num_gpus=args.num_gpus,
             auth=not args.no_auth,
             allow_nan=args.allow_nan,
+            canary=args.canary / 100 if args.canary is not None else None,
             namespace=ns,
         )
 

@@ -40,7 +40,7 @@ class Monitor:
         self.summary = widgets.HTML()
         self.traffic, self.latency = widgets.HTML(), widgets.HTML()
         self.replicas, self.statuses = widgets.HTML(), widgets.HTML()
-        self.quality = widgets.HTML()
+        self.quality, self.versions = widgets.HTML(), widgets.HTML()
         self.predictions, self.feature = widgets.HTML(), widgets.HTML()
         self.drift = widgets.HTML()
         stop = widgets.Button(description="Stop updates", layout={"width": "140px"})
@@ -48,6 +48,7 @@ class Monitor:
         self.widget = widgets.VBox(
             [
                 widgets.HBox([self.summary, stop]),
+                self.versions,
                 widgets.HBox([self.traffic, self.latency]),
                 widgets.HBox([self.replicas, self.statuses]),
                 self.quality,
@@ -119,8 +120,25 @@ class Monitor:
         if self.updates % QUALITY_EVERY == 1:  # after the first traffic picture, then every 5
             self.refresh_quality()
 
+    def refresh_versions(self) -> None:
+        """With two versions live (a split, a canary, a shadow): them side by side."""
+        traffic = self.deployment.traffic()
+        canary = traffic["canary"]
+        if len(traffic["weights"]) < 2 and traffic["shadow"] is None:
+            self.versions.value = ""
+            return
+        rows = self.deployment.compare(self.window_s).reset_index().to_dict("records")
+        line = ""
+        if canary is not None and canary["state"] == "running":
+            wait = max(0.0, (canary["next_decision"] or 0) - time.time())
+            line = (f"<div>canary v{canary['version']} at {canary['share']:.0%} (step "
+                    f"{canary['step'] + 1} of {len(canary['steps'])}), next decision in "
+                    f"{wait:.0f} s · {html.escape(canary['reason'])}</div>")  # fmt: skip
+        self.versions.value = line + charts.versions_table(rows, self.window_s)
+
     def refresh_quality(self) -> None:
         """Drift of inputs and predictions, and accuracy from feedback."""
+        self.refresh_versions()
         report = self.deployment.drift()
         if not report.get("available"):
             reason = report.get("reason") or "no data yet"
@@ -161,7 +179,7 @@ class Monitor:
             return f"<div style='display:flex;flex-wrap:wrap;gap:4px 12px'>{cells}</div>"
 
         return "<div>" + "".join((
-            row(self.summary), row(self.traffic, self.latency),
+            row(self.summary), row(self.versions), row(self.traffic, self.latency),
             row(self.replicas, self.statuses), row(self.quality),
             row(self.predictions, self.feature), row(self.drift),
         )) + "</div>"  # fmt: skip

@@ -10,11 +10,13 @@ worse than the champion by more than ``max_regression`` (both in the metric's un
 from __future__ import annotations
 
 import html
+import json
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..control.records import CanaryPolicy
 from ..errors import (
     DeploymentNotFoundError,
     GateFailedError,
@@ -105,6 +107,9 @@ class GateParams:
     min_replicas: int = Autoscaling.min_replicas
     max_replicas: int = Autoscaling.max_replicas
     variable: str = "model"
+    rollout: str = "all"
+    canary: Any = 0.1
+    canary_timeout_s: float = 900.0
 
     def __post_init__(self) -> None:
         def put(key: str, value: Any) -> None:
@@ -133,6 +138,16 @@ class GateParams:
         put("max_regression", _number(self.max_regression, "max_regression"))
         if self.max_regression < 0:
             raise ParameterError(f"max_regression must be >= 0, got {self.max_regression}.")
+        if self.rollout not in ("all", "canary"):
+            raise ParameterError(f"rollout must be 'all' or 'canary', got {self.rollout!r}.")
+        if self.rollout == "canary":
+            try:  # from a shell, settings come as JSON text: -p canary '{"interval_s": 30}'
+                canary = json.loads(self.canary) if isinstance(self.canary, str) else self.canary
+                CanaryPolicy.parse(canary)
+            except (ValueError, InvalidSpecError) as exc:
+                raise ParameterError(f"canary: {exc}") from None
+            put("canary", canary)
+        put("canary_timeout_s", _number(self.canary_timeout_s, "canary_timeout_s"))
         check_source(self.model)
         check_data(self.data, self.target)
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from .. import _ray
 from ..control.records import DeploymentRecord, ServeTarget
+from . import controller
 from .readiness import probe, wait_until_serving
 from .serving import submit
 from .target import Target, live_target
@@ -50,7 +51,8 @@ def reconcile(
     """Submit every live deployment Serve lacks (or serves wrongly); wait until they answer."""
     _ray.call(registry.restore_counters)  # type: ignore[attr-defined]  # before replicas push
     todo: list[tuple[Target, Restored]] = []
-    for rec in _ray.call(registry.records):  # type: ignore[attr-defined]
+    records = _ray.call(registry.records)  # type: ignore[attr-defined]
+    for rec in records:
         if rec.live is None:
             continue
         reason = _needs(rec)
@@ -65,4 +67,6 @@ def reconcile(
         wait_until_serving(target, submitted, version, timeout, tick, fresh=False)
         _ray.call(registry.record_event, restored.name, "restore", restored.version,  # type: ignore[attr-defined]
                   restored.reason)  # fmt: skip
+    if any(r.canary is not None and r.canary.state == "running" for r in records):
+        controller.handle(base_url, timeout)  # the canaries carry on from the store
     return [restored for _, restored in todo]

@@ -34,7 +34,7 @@ _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jupyter-deploy
 def _timeout(operation: str) -> float:
     """Seconds an operation may take: rollouts wait for replicas, starts for the head."""
     settings = Settings.from_env()
-    if operation == "rollback":
+    if operation in ("rollback", "promote"):
         return float(settings.deploy_timeout) + 60
     if operation == "start_cluster":
         return float(settings.start_timeout) + 60
@@ -139,6 +139,14 @@ class RollbackHandler(_Base):
         await self._answer("rollback", name)
 
 
+class PromoteHandler(_Base):
+    """``POST``: all traffic to the newest version (ends a split or a canary)."""
+
+    @tornado.web.authenticated
+    async def post(self, name: str) -> None:
+        await self._answer("promote", name)
+
+
 class MetricsHandler(_Base):
     """``GET ?window=60``: traffic, latency and errors over a window."""
 
@@ -160,6 +168,7 @@ ROUTES: list[tuple[str, type[_Base]]] = [
     (f"deployments/{_NAME}", DeploymentHandler),
     (f"deployments/{_NAME}/scale", ScaleHandler),
     (f"deployments/{_NAME}/rollback", RollbackHandler),
+    (f"deployments/{_NAME}/promote", PromoteHandler),
     (f"deployments/{_NAME}/metrics", MetricsHandler),
 ]
 

@@ -69,10 +69,14 @@ def start_cluster() -> dict[str, Any]:
 
 
 def _row(dep: Any) -> dict[str, Any]:
-    """One deployment as the panel lists it, with its live figures."""
+    """One deployment as the panel lists it, with its live figures and traffic split."""
+    from ..client.traffic import describe
+
     status = dep._status
     auto = dep.spec.get("autoscaling", {})
     live = dep.metrics(LIVE_WINDOW_S)
+    split = describe(dep._record, live["shadow"])
+    split["weights"] = {str(v): w for v, w in split["weights"].items()}
     return {
         "name": dep.name,
         "status": status.get("status", ""),
@@ -90,6 +94,7 @@ def _row(dep: Any) -> dict[str, Any]:
         "p95_ms": live["latency_ms"]["p95"],
         "error_rate": live["error_rate"],
         "total_requests": live["total_requests"],
+        "traffic": split,
     }
 
 
@@ -125,6 +130,14 @@ def rollback(name: str) -> dict[str, Any]:
 
     _require_cluster()
     return _row(api.rollback(name, progress=False))
+
+
+def promote(name: str) -> dict[str, Any]:
+    """All of ``name``'s traffic to its newest version (ends a split or a canary)."""
+    from ..client import api
+
+    _require_cluster()
+    return _row(api.get(name).promote())
 
 
 def delete(name: str) -> dict[str, Any]:

@@ -21,6 +21,26 @@ export interface IReplicas {
   max: number;
 }
 
+/** A canary rollout as the control plane keeps it (see ``Deployment.traffic()``). */
+export interface ICanary {
+  version: number;
+  baseline: number;
+  state: string; // running, promoted, rolled_back or stopped
+  share: number;
+  step: number;
+  steps: number[];
+  next_decision: number | null; // epoch seconds
+  reason: string;
+}
+
+/** How requests are shared between a deployment's versions. */
+export interface ITraffic {
+  live: number;
+  weights: Record<string, number>;
+  shadow: { version: number; rate: number; agreement: number | null } | null;
+  canary: ICanary | null;
+}
+
 export interface IDeploymentRow {
   name: string;
   status: string;
@@ -34,6 +54,7 @@ export interface IDeploymentRow {
   p95_ms: number | null;
   error_rate: number;
   total_requests: number;
+  traffic?: ITraffic;
 }
 
 export interface IDeploymentList {
@@ -92,6 +113,10 @@ export class DeployClient {
       `${deploymentPath(name)}/rollback`,
       'POST'
     );
+  }
+
+  promote(name: string): Promise<IDeploymentRow> {
+    return this.call<IDeploymentRow>(`${deploymentPath(name)}/promote`, 'POST');
   }
 
   remove(name: string): Promise<{ deleted: string }> {

@@ -103,6 +103,12 @@ export class DeploymentsModel {
     return this.act(`Rolling back ${name}`, () => this.client.rollback(name));
   }
 
+  promote(name: string): Promise<boolean> {
+    return this.act(`Promoting ${name}'s newest version`, () =>
+      this.client.promote(name)
+    );
+  }
+
   remove(name: string): Promise<boolean> {
     return this.act(`Deleting ${name}`, () => this.client.remove(name));
   }

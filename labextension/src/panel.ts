@@ -77,6 +77,7 @@ export class DeployPanel extends Widget {
     this.rowActions = {
       scale: (name, low, high) => void model.scale(name, low, high),
       rollback: name => void model.rollback(name),
+      promote: name => void model.promote(name),
       remove: name => void this.remove(name),
       copy: options.actions.copy,
       monitor: options.actions.monitor

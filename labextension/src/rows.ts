@@ -7,10 +7,12 @@
 import { IDeploymentRow } from './client';
 import { button, h, numberInput } from './dom';
 import { formatLatency, formatRate, formatReplicas } from './model';
+import { canaryLine, isSplit, shares } from './traffic';
 
 export interface IRowActions {
   scale(name: string, minReplicas: number, maxReplicas: number): void;
   rollback(name: string): void;
+  promote(name: string): void;
   remove(name: string): void;
   copy(text: string, what: string): void;
   monitor(name: string): void;
@@ -45,6 +47,12 @@ export class DeploymentRowView {
         title: 'Serve the previous version again'
       }
     );
+    this.promoteButton = button('Promote', () => actions.promote(this.name), {
+      class: 'jp-Button jp-deploy-button jp-deploy-promote',
+      title: 'All traffic to the newest version'
+    });
+    this.shares = h('div', { class: 'jp-deploy-shares', hidden: true });
+    this.canary = h('div', { class: 'jp-deploy-canary', hidden: true });
     this.editor = h('div', { class: 'jp-deploy-scale-editor', hidden: true });
     this.node = h(
       'li',
@@ -63,6 +71,8 @@ export class DeploymentRowView {
         this.rate,
         this.p95
       ),
+      this.shares,
+      this.canary,
       h('div', { class: 'jp-deploy-url-line' }, this.url),
       h(
         'div',
@@ -72,6 +82,7 @@ export class DeploymentRowView {
           title: 'Change the replica range'
         }),
         this.rollbackButton,
+        this.promoteButton,
         button('Delete', () => actions.remove(this.name), {
           class: 'jp-Button jp-deploy-button jp-deploy-delete',
           title: 'Stop serving this deployment'
@@ -111,11 +122,44 @@ export class DeploymentRowView {
     this.p95.textContent = formatLatency(row.p95_ms);
     this.url.textContent = row.url;
     this.url.href = row.url;
-    const earlier = row.versions.some(v => v < row.version);
+    const split = isSplit(row.traffic);
+    const earlier = split || row.versions.some(v => v < row.version);
     this.rollbackButton.disabled = !earlier;
-    this.rollbackButton.title = earlier
-      ? 'Serve the previous version again'
-      : 'No earlier version to roll back to';
+    this.rollbackButton.title = split
+      ? 'All traffic back to the live version'
+      : earlier
+        ? 'Serve the previous version again'
+        : 'No earlier version to roll back to';
+    const newest = Math.max(...row.versions);
+    this.promoteButton.disabled = !split && newest === row.version;
+    this.promoteButton.title = this.promoteButton.disabled
+      ? 'The newest version already takes all traffic'
+      : `All traffic to v${newest}`;
+    this.updateTraffic(row);
+  }
+
+  /** The versions' shares as one bar, and the canary's state, when there is a split. */
+  private updateTraffic(row: IDeploymentRow): void {
+    const parts = shares(row.traffic);
+    this.shares.hidden = parts.length < 2;
+    this.shares.replaceChildren(
+      ...parts.map(p =>
+        h(
+          'span',
+          {
+            class: `jp-deploy-share jp-deploy-share-${p.role}`,
+            style: p.role === 'shadow' ? '' : `flex-grow: ${p.share}`,
+            title: p.label,
+            'data-version': String(p.version)
+          },
+          p.label
+        )
+      )
+    );
+    const line = canaryLine(row.traffic?.canary, Date.now() / 1000);
+    this.canary.hidden = !line;
+    this.canary.textContent = line;
+    this.canary.dataset.state = row.traffic?.canary?.state ?? '';
   }
 
   private toggleEditor(): void {
@@ -155,5 +199,8 @@ export class DeploymentRowView {
   private readonly p95: HTMLElement;
   private readonly url: HTMLAnchorElement;
   private readonly rollbackButton: HTMLButtonElement;
+  private readonly promoteButton: HTMLButtonElement;
+  private readonly shares: HTMLElement;
+  private readonly canary: HTMLElement;
   private readonly editor: HTMLElement;
 }

@@ -22,11 +22,13 @@ describe('DeployClient', () => {
   it('sends each action to its route with a JSON body', async () => {
     await client.scale('iris', 1, 4);
     await client.rollback('iris');
+    await client.promote('iris');
     await client.remove('iris');
     await client.startCluster();
     expect(server.requests.map(r => `${r.method} ${r.path}`)).toEqual([
       'POST deployments/iris/scale',
       'POST deployments/iris/rollback',
+      'POST deployments/iris/promote',
       'DELETE deployments/iris',
       'POST cluster'
     ]);

@@ -98,6 +98,8 @@ export class ApiServer {
       };
     } else if (match[2] === 'rollback') {
       found.version -= 1;
+    } else if (match[2] === 'promote') {
+      found.version = Math.max(...found.versions);
     } else if (req.method === 'DELETE') {
       this.rows = this.rows.filter(r => r !== found);
       return send(200, { deleted: found.name });

@@ -120,6 +120,14 @@ test('deploy, watch, scale, roll back and delete from the panel', async ({
   await expect(panel.locator('.jp-deploy-error')).toBeHidden();
   await expect(row.locator('button.jp-deploy-rollback')).toBeDisabled();
 
+  // v2 is newer than the live v1: Promote gives it all the traffic again.
+  await expect(row.locator('button.jp-deploy-promote')).toBeEnabled();
+  await row.locator('button.jp-deploy-promote').click();
+  await expect(row.locator('.jp-deploy-version')).toHaveText('v2', {
+    timeout: ACTION_TIMEOUT
+  });
+  await expect(row.locator('button.jp-deploy-promote')).toBeDisabled();
+
   // A mistake is shown in plain words in the panel, and nothing is deployed.
   await panel.locator('input.jp-deploy-name-input').fill('Bad Name!');
   await panel.locator('button.jp-deploy-submit').click();
