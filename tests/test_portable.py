@@ -273,7 +273,8 @@ def test_container_recipe_serves_like_the_deployment(live: dict[str, Any],
                           "the container entrypoint to serve")  # fmt: skip
         assert proc.poll() is None, (tmp_path / "root" / "run2.log").read_text()[-3000:]
         assert answer == live["expected"]
-        assert httpx.get(f"{url}/livez", timeout=10).status_code == 401  # same auth
+        assert httpx.get(f"{url}/livez", timeout=10).text == "ok"  # probes need no key
+        assert _predict(url, None, rows) is None and _predict(url, "wrong", rows) is None
         health = subprocess.run([str(image.venv / "bin" / "python"),
                                  str(image.path("/opt/jd/healthcheck.py"))],
                                 env={"JD_PORT": str(port)})  # fmt: skip
