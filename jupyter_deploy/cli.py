@@ -44,17 +44,18 @@ def _cluster(args: argparse.Namespace) -> Any:
 
         info, restored = actions.connect(None, Settings.from_env(), force=True)
         return {"address": info.address, "embedded": info.embedded, "pid": info.pid,
-                "http": f"http://{info.http_host}:{info.http_port}",
+                "http": cluster.base_url(info, Settings.from_env()),
                 "restored": [f"{r.name} v{r.version}" for r in restored]}  # fmt: skip
     if args.action == "stop":
         stopped = api.stop_cluster(forget=args.forget)
         said = "Stopped the embedded cluster." if stopped else "No embedded cluster was running."
         return said + (" Its deployments were forgotten." if args.forget else "")
-    state = cluster.read_state(Settings.from_env())
+    settings = Settings.from_env()
+    state = cluster.read_state(settings)
     if state is None:
         return {"running": False}
     return {"running": True, "address": state.address, "pid": state.pid,
-            "http": f"http://{state.http_host}:{state.http_port}"}  # fmt: skip
+            "http": cluster.base_url(state, settings)}  # fmt: skip
 
 
 def _list(args: argparse.Namespace) -> Any:
@@ -143,6 +144,27 @@ def _delete(args: argparse.Namespace) -> Any:
     return f"Deleted deployment '{args.name}'."
 
 
+def _keys(args: argparse.Namespace) -> Any:
+    import datetime as dt
+
+    from .client import api, keys
+    from .errors import InvalidSpecError
+
+    dep = api.get(args.name, address=args.address)
+    if args.action == "list":
+        return dep.keys()
+    if not args.key:
+        raise InvalidSpecError(f"`keys {args.name} {args.action}` needs the key's name.")
+    if args.action == "revoke":
+        dep.revoke_key(args.key)
+        return f"Revoked key '{args.key}' of '{args.name}': every replica refuses it."
+    expires = dt.timedelta(days=args.days) if args.days else None
+    secret = keys.create(args.name, args.key, args.scopes, expires)
+    if args.json:
+        return {"name": args.key, "scopes": args.scopes, "secret": secret}
+    return f"Key '{args.key}' ({', '.join(args.scopes)}), shown this once:\n{secret}"
+
+
 def _traffic(args: argparse.Namespace) -> Any:
     from .client import api, traffic
 
@@ -207,7 +229,7 @@ def parser() -> argparse.ArgumentParser:
     c = sub.add_parser("cluster", help="Start, stop or inspect the embedded Ray cluster.")
     c.add_argument("action", choices=["start", "stop", "status"])
     c.add_argument("--forget", action="store_true",
-                   help="with stop: drop every deployment, token and log for good")  # fmt: skip
+                   help="with stop: drop every deployment, key and log for good")  # fmt: skip
     c.set_defaults(func=_cluster)
     sub.add_parser("list", help="List deployments.").set_defaults(func=_list)
     for name, func, text in [
@@ -218,6 +240,16 @@ def parser() -> argparse.ArgumentParser:
         s = sub.add_parser(name, help=text)
         s.add_argument("name")
         s.set_defaults(func=func)
+    from .control.keys import SCOPES
+
+    k = sub.add_parser("keys", help="A deployment's keys: create (shown once), list, revoke.")
+    k.add_argument("name")
+    k.add_argument("action", choices=["create", "list", "revoke"])
+    k.add_argument("key", nargs="?", help="the key's name (create, revoke)")
+    k.add_argument("--scopes", nargs="+", choices=SCOPES, default=list(SCOPES),
+                   help="what the key may call (default: all)")  # fmt: skip
+    k.add_argument("--days", type=float, help="expire after DAYS (default: never)")
+    k.set_defaults(func=_keys)
     t = sub.add_parser("traffic", help="How requests are shared between versions.")
     t.add_argument("name")
     t.set_defaults(func=_traffic)
@@ -261,7 +293,7 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--version", type=int, help="version to export (default: the live one)")
     e.add_argument("--quantize", action="store_true", help="int8 dynamic quantisation (MLPs)")
     e.add_argument("--image", help="kuberay: the container image (default NAME:vVERSION)")
-    e.add_argument("--secret", help="kuberay: the token Secret's name (default NAME-token)")
+    e.add_argument("--secret", help="kuberay: the key hash Secret's name (default NAME-token)")
     e.add_argument("--base-image", help="docker: the FROM image (default: this Python's tag)")
     e.set_defaults(func=_export)
     b = sub.add_parser("batch", help="Score a CSV/Parquet file, folder or glob on the cluster.")

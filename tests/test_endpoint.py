@@ -42,15 +42,20 @@ def test_bentoml_client_speaks_to_the_endpoint(iris_dep: Any, iris_pipe: Any,
     assert proba["classes"] == [0, 1, 2]
 
 
-def test_every_route_requires_the_token(iris_dep: Any) -> None:
+def test_every_route_but_the_probes_requires_a_key(iris_dep: Any) -> None:
     assert iris_dep.token and len(iris_dep.token) >= 32
-    for route in ["readyz", "livez", "schema.json", "docs.json", "metadata"]:
+    for route in ["readyz", "livez"]:  # probes: no key, and nothing but "ok"
+        resp = httpx.get(f"{iris_dep.url}/{route}", timeout=10)
+        assert (resp.status_code, resp.text) == (200, "ok"), route
+        assert "x-model-version" not in resp.headers
+    for route in ["schema.json", "docs.json", "docs", "metadata", "metrics", "nope"]:
         resp = httpx.get(f"{iris_dep.url}/{route}", timeout=10)
         assert resp.status_code == 401, route
         assert resp.headers["www-authenticate"] == "Bearer"
+        assert "x-model-version" not in resp.headers
     assert post(iris_dep, "predict", {"instances": [RECORD]}, token=None).status_code == 401
     wrong = post(iris_dep, "predict", {"instances": [RECORD]}, token="x" * 32)
-    assert wrong.status_code == 401 and "bearer token" in wrong.json()["error"]
+    assert wrong.status_code == 401 and "invalid bearer key" in wrong.json()["error"]
     assert post(iris_dep, "predict", {"instances": [RECORD]}).status_code == 200
 
 
@@ -93,9 +98,62 @@ def test_client_mistakes_get_4xx_naming_the_problem(iris_dep: Any, body: Any, st
 
 def test_wrong_method_and_route(iris_dep: Any) -> None:
     headers = {"Authorization": f"Bearer {iris_dep.token}"}
-    assert httpx.get(f"{iris_dep.url}/predict", headers=headers).status_code == 405
-    missing = httpx.get(f"{iris_dep.url}/nope", headers=headers)
+    url = iris_dep.url
+    wrong = httpx.get(f"{url}/predict", headers=headers)
+    assert (wrong.status_code, wrong.headers["allow"]) == (405, "POST")
+    for method in ("TRACE", "PUT", "DELETE", "OPTIONS", "PATCH"):
+        for route in ("metrics", "docs.json", "readyz"):
+            resp = httpx.request(method, f"{url}/{route}", headers=headers)
+            assert resp.status_code == 405, (method, route)
+            assert resp.headers["allow"] == "GET, HEAD"
+    missing = httpx.get(f"{url}/nope", headers=headers)
     assert missing.status_code == 404 and "/predict" in missing.json()["error"]
+
+
+def test_a_chunked_body_over_the_limit_is_refused(iris_dep: Any) -> None:
+    from jupyter_deploy.replica.app import MAX_BODY_BYTES
+
+    chunk = b" " * (1 << 20)
+
+    def body() -> Any:  # no Content-Length: sent chunked, past the limit
+        for _ in range(MAX_BODY_BYTES // len(chunk) + 2):
+            yield chunk
+
+    headers = {"Authorization": f"Bearer {iris_dep.token}"}
+    resp = httpx.post(f"{iris_dep.url}/predict", content=body(), headers=headers, timeout=60)
+    assert resp.status_code == 413 and "bytes" in resp.json()["error"]
+    assert post(iris_dep, "predict", {"instances": [RECORD]}).status_code == 200
+
+
+def test_the_replica_stops_reading_a_body_at_the_limit() -> None:
+    import asyncio
+
+    from starlette.requests import Request
+
+    from jupyter_deploy.replica.app import MAX_BODY_BYTES, _read_body
+
+    chunk, given = b" " * (1 << 20), []
+
+    async def receive() -> dict[str, Any]:  # an endless chunked body, as ASGI delivers it
+        given.append(1)
+        return {"type": "http.request", "body": chunk, "more_body": True}
+
+    scope = {"type": "http", "method": "POST", "headers": [], "path": "/predict"}
+    assert asyncio.run(_read_body(Request(scope, receive))) is None
+    assert len(given) == MAX_BODY_BYTES // len(chunk) + 1  # one chunk past the limit, no more
+
+
+def test_the_openapi_document_describes_the_columns(iris_dep: Any) -> None:
+    headers = {"Authorization": f"Bearer {iris_dep.token}"}
+    doc = httpx.get(f"{iris_dep.url}/docs.json", headers=headers, timeout=10).json()
+    body = doc["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
+    record, row = body["schema"]["properties"]["instances"]["items"]["oneOf"]
+    assert record["required"] == list(RECORD) and record["additionalProperties"] is False
+    assert {k: v["type"] for k, v in record["properties"].items()} == {
+        k: ["number"] for k in RECORD
+    }
+    assert row["minItems"] == row["maxItems"] == 4 and len(row["prefixItems"]) == 4
+    assert doc["paths"]["/readyz"]["get"]["security"] == []
 
 
 def test_handle_summary(iris_dep: Any) -> None:

@@ -10,6 +10,7 @@ stands for the image's root (``ENV`` paths and ``COPY`` destinations moved under
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -25,6 +26,7 @@ import httpx
 import pytest
 import yaml
 
+from jupyter_deploy.control.keys import SCOPES, Grant, digest
 from jupyter_deploy.errors import ClusterError, ExportError
 from jupyter_deploy.export import export
 from jupyter_deploy.export.serve_config import serve_config
@@ -33,6 +35,7 @@ from jupyter_deploy.rollout.target import Target, deployment_options, replica_se
 from jupyter_deploy.spec import Autoscaling, DeploymentSpec, Resources
 
 TOKEN = "s3cret-token-of-the-test"
+KEYS = (Grant(digest(TOKEN), "default", SCOPES),)  # what the store hands a local target
 SPEC = DeploymentSpec("churn", Autoscaling(min_replicas=1, max_replicas=3),
                       Resources(num_cpus=1.5, custom={"worker_node": 0.01}))  # fmt: skip
 
@@ -53,16 +56,18 @@ def bento_tag(iris_pipe: Any, iris: Any) -> str:
 
 # -- fast: what is written ---------------------------------------------------------------
 def test_serve_config_is_the_local_deployments_desired_state() -> None:
-    target = Target(SPEC, 3, "churn:abc", TOKEN)
+    target = Target(SPEC, 3, "churn:abc", KEYS)
     config = serve_config(target)
     app = _schema(config).applications[0]
     assert (app.name, app.route_prefix) == ("churn", "/churn")
     assert app.import_path == "jupyter_deploy.replica.app:application"
     (dep,) = config["applications"][0]["deployments"]
-    assert {**dep} == {"name": "model", **deployment_options(target, SPEC.autoscaling)}
-    assert dep["user_config"] == {"version": 3, "bento_tag": "churn:abc"}
+    keyless = dataclasses.replace(target, keys=())
+    assert {**dep} == {"name": "model", **deployment_options(keyless, SPEC.autoscaling)}
+    assert dep["user_config"] == {"version": 3, "bento_tag": "churn:abc"}  # no key hash
+    assert "keys" in target.serve_target().to_config()  # which a local replica gets
     settings = dict(replica_settings(target))
-    assert settings.pop("token_sha256") is not None
+    assert settings["auth"] is True
     assert app.args == {**settings, "token_sha256": None, "token_secret": True,
                         "standalone": True, "log_sample_rate": 0.0}  # fmt: skip
     text = json.dumps(config)
@@ -70,7 +75,7 @@ def test_serve_config_is_the_local_deployments_desired_state() -> None:
 
 
 def test_rayservice_names_the_secret_and_sizes_the_cluster(bento_tag: str, tmp_path: Path) -> None:
-    target = Target(SPEC, 3, bento_tag, TOKEN)
+    target = Target(SPEC, 3, bento_tag, KEYS)
     path = export(bento_tag, "kuberay", tmp_path / "churn.yaml", target=target)
     text = Path(path).read_text()
     assert TOKEN not in text and hashlib.sha256(TOKEN.encode()).hexdigest() not in text
@@ -96,7 +101,7 @@ def test_rayservice_names_the_secret_and_sizes_the_cluster(bento_tag: str, tmp_p
     other = export(bento_tag, "kuberay", tmp_path / "b.yaml", target=target,
                    image="registry.example/churn:3", secret="keys")  # fmt: skip
     assert "image: registry.example/churn:3" in Path(other).read_text()
-    no_auth = Target(DeploymentSpec("open", auth=False), 1, bento_tag, TOKEN)
+    no_auth = Target(DeploymentSpec("open", auth=False), 1, bento_tag, KEYS)
     assert TOKEN_ENV not in Path(export(bento_tag, "kuberay", tmp_path / "o.yaml",
                                         target=no_auth)).read_text()  # fmt: skip
 
@@ -104,7 +109,7 @@ def test_rayservice_names_the_secret_and_sizes_the_cluster(bento_tag: str, tmp_p
 def test_dockerfile_is_pinned_non_root_and_lints_clean(bento_tag: str, tmp_path: Path) -> None:
     from dockerfile_parse import DockerfileParser
 
-    target = Target(SPEC, 3, bento_tag, TOKEN)
+    target = Target(SPEC, 3, bento_tag, KEYS)
     ctx = Path(export(bento_tag, "docker", tmp_path / "ctx", target=target))
     parsed = DockerfileParser(str(ctx / "Dockerfile"))
     assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm", parsed.baseimage)
@@ -131,7 +136,7 @@ def test_dockerfile_is_pinned_non_root_and_lints_clean(bento_tag: str, tmp_path:
 
 def test_exports_refuse_without_a_deployment_or_over_a_file(bento_tag: str,
                                                             tmp_path: Path) -> None:  # fmt: skip
-    target = Target(SPEC, 3, bento_tag, TOKEN)
+    target = Target(SPEC, 3, bento_tag, KEYS)
     with pytest.raises(ExportError, match=r"Deployment\.export"):
         export(bento_tag, "docker", tmp_path / "ctx")
     (tmp_path / "taken").mkdir()
@@ -268,7 +273,8 @@ def test_container_recipe_serves_like_the_deployment(live: dict[str, Any],
                           "the container entrypoint to serve")  # fmt: skip
         assert proc.poll() is None, (tmp_path / "root" / "run2.log").read_text()[-3000:]
         assert answer == live["expected"]
-        assert httpx.get(f"{url}/livez", timeout=10).status_code == 401  # same auth
+        assert httpx.get(f"{url}/livez", timeout=10).text == "ok"  # probes need no key
+        assert _predict(url, None, rows) is None and _predict(url, "wrong", rows) is None
         health = subprocess.run([str(image.venv / "bin" / "python"),
                                  str(image.path("/opt/jd/healthcheck.py"))],
                                 env={"JD_PORT": str(port)})  # fmt: skip

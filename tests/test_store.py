@@ -20,14 +20,14 @@ def test_versions_live_and_history(tmp_path: Path) -> None:
     assert first.live is None and [v.version for v in first.versions] == [1]
     store.set_live("churn", 1, "deploy")
     second = store.new_version("churn", "churn:b", SPEC, {})
-    assert second.token == first.token  # one deployment, one token across versions
+    assert second.keys == first.keys == []  # keys are made by the caller, hashed (test_keys)
     rec = store.set_live("churn", 2, "deploy")
     assert rec.live == 2 and rec.newest.bento_tag == "churn:b"
     assert [(e.event, e.version) for e in rec.events] == [("deploy", 1), ("deploy", 2)]
     store.close()
     again = Store(tmp_path / "state.db")  # what a new registry after a restart reads
     assert again.get("churn") == rec
-    assert (tmp_path / "state.db").stat().st_mode & 0o777 == 0o600  # it holds tokens
+    assert (tmp_path / "state.db").stat().st_mode & 0o777 == 0o600  # the owner's only
 
 
 def test_a_failed_version_is_dropped_and_the_last_one_takes_the_deployment(tmp_path: Path) -> None:

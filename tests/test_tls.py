@@ -30,7 +30,11 @@ try:
         plain = httpx.get(dep.url.replace("https:", "http:") + "/readyz", timeout=10).status_code
     except httpx.HTTPError as exc:
         plain = type(exc).__name__
-    print(json.dumps({"url": dep.url, "served": served, "plain": plain,
+    from argparse import Namespace
+    from jupyter_deploy import cli
+    from jupyter_deploy.server import operations
+    shown = [cli._cluster(Namespace(action="status"))["http"], operations.cluster_status()["http"]]
+    print(json.dumps({"url": dep.url, "served": served, "plain": plain, "shown": shown,
                       "local": model.predict(X.head(3)).tolist(),
                       "cert": ssl.get_server_certificate(("127.0.0.1", port))}))
 finally:
@@ -93,6 +97,7 @@ def test_endpoints_serve_https_with_the_given_certificate(tmp_path: Path) -> Non
     assert out.returncode == 0, out.stderr[-3000:]
     seen = json.loads(out.stdout.strip().splitlines()[-1])
     assert seen["url"].startswith("https://127.0.0.1:")
+    assert seen["shown"] == [seen["url"].rsplit("/", 1)[0]] * 2  # the CLI and panel say https
     assert seen["served"] == seen["local"]
     assert seen["plain"] != 200  # plain HTTP on the TLS port is not served
     assert seen["cert"].strip() == cert.read_text().strip()

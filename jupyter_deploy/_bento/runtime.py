@@ -50,6 +50,12 @@ except ImportError:  # pragma: no cover - depends on the serving environment
 SCHEMA_FILE = "input_schema.json"
 NUMBER_KINDS = ("float", "integer", "bool")
 MAX_NAMED_ERRORS = 5
+# Numbers past 1e308 are refused (as decimals: the OpenAPI document's bound is written so).
+NUMBER_LIMIT = 10**308
+
+
+def _too_big(value: int | float) -> bool:
+    return abs(value) > (NUMBER_LIMIT if isinstance(value, int) else 1e308)
 
 
 class InputError(ValueError):
@@ -113,19 +119,23 @@ def _check_value(col: Column, value: Any, row: int) -> Any:
             "missing values there"
         )
     if col.kind in NUMBER_KINDS:
-        if isinstance(value, str) or not isinstance(value, int | float):
+        if not isinstance(value, int | float) or (isinstance(value, bool) and col.kind != "bool"):
             raise InputError(f"instance {row}: column '{col.name}' expects a number, got {value!r}")
-        if isinstance(value, float) and math.isinf(value):
-            raise InputError(f"instance {row}: column '{col.name}' is not finite")
+        if (isinstance(value, float) and math.isinf(value)) or _too_big(value):
+            raise InputError(f"instance {row}: column '{col.name}' is not finite or past 1e308")
+        if col.kind == "integer" and not -(2**63) <= value < 2**63:
+            raise InputError(f"instance {row}: column '{col.name}' is out of the int64 range")
         if col.kind == "integer" and isinstance(value, float) and not value.is_integer():
             raise InputError(
                 f"instance {row}: column '{col.name}' expects an integer, got {value!r}"
             )
         return value
     if col.kind == "string":
-        if not isinstance(value, str | int | float | bool):
+        if not isinstance(value, str | int | float | bool) or (
+            not isinstance(value, str) and _too_big(value)
+        ):
             raise InputError(f"instance {row}: column '{col.name}' expects a string, got {value!r}")
-        return value
+        return value if isinstance(value, str) else str(value)  # one type per column
     if not isinstance(value, str | int | float):  # datetime: ISO string or epoch
         raise InputError(f"instance {row}: column '{col.name}' expects a date, got {value!r}")
     return value
@@ -183,7 +193,12 @@ class ModelRuntime:
                 f"{self.max_batch_rows} rows per request; split it"
             )
         rows = [self._row(inst, i) for i, inst in enumerate(instances)]
-        return self._frame(rows)
+        try:
+            return self._frame(rows)
+        except InputError:
+            raise
+        except (OverflowError, ValueError, TypeError) as exc:  # e.g. an integer over int64
+            raise InputError(f"the instances do not fit the columns' types: {exc}") from None
 
     def matrix_input(self, x: Any) -> Any:
         """The model input for a 2-D float array, or None if it needs the row-by-row checks.

@@ -25,7 +25,7 @@ from ..progress import Progress
 from ..rollout import serving
 from ..rollout.readiness import probe
 from ..rollout.reconcile import Restored, reconcile
-from ..rollout.target import Target, live_target, target_of
+from ..rollout.target import live_target, target_of
 from ..settings import Settings
 from ..spec import DeploymentSpec
 
@@ -82,7 +82,7 @@ def roll_out(
     live = live_target(rec) if rec.live is not None else None
     wait = float(timeout if timeout is not None else settings.deploy_timeout)
     try:
-        serving.rollout(target, probe(url, target.probe_token), wait, prog.note, serving=live)
+        serving.rollout(target, probe(url, target.spec.name), wait, prog.note, serving=live)
     except BaseException as exc:  # KeyboardInterrupt too: never leave a half-made version
         _ray.call(reg.drop_version, rec.name, version)
         if not isinstance(exc, DeploymentFailedError | DeploymentTimeoutError):
@@ -91,7 +91,7 @@ def roll_out(
             with contextlib.suppress(DeploymentNotFoundError):
                 serving.delete_application(rec.name)
             raise
-        serving.rollout(live, probe(url, live.probe_token), wait, serving=target)
+        serving.rollout(live, probe(url, live.spec.name), wait, serving=target)
         raise type(exc)(f"{exc} Version {live.version} keeps serving.") from None
 
 
@@ -128,7 +128,8 @@ def scale(name: str, min_replicas: int, max_replicas: int, *, address: str | Non
     auto = dataclasses.replace(spec.autoscaling, min_replicas=min_replicas,
                                max_replicas=max_replicas)  # fmt: skip
     spec = dataclasses.replace(spec, autoscaling=auto)  # validates the new range
-    serving.submit(Target(spec, live.version, live.bento_tag, rec.token), auto)
+    # The live target (keys, split) with the new range: a config-only change, in place.
+    serving.submit(dataclasses.replace(live_target(rec), spec=spec), auto)
     _ray.call(registry().update_spec, name, live.version, spec.to_dict())
     return lookup(name, address=address)
 

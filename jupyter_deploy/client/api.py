@@ -14,7 +14,7 @@ from ..monitoring import aggregator
 from ..progress import Progress
 from ..settings import Settings
 from ..spec import Autoscaling, DeploymentSpec, Resources, name_from_variable
-from . import actions, traffic
+from . import actions, keys, traffic
 from .deployment import Deployment
 
 
@@ -66,7 +66,8 @@ def deploy(
     num_cpus, num_gpus, resources
         Per-replica Ray resources (``resources`` for custom node resources).
     auth
-        Require ``Authorization: Bearer <token>`` on every route (default True).
+        Require ``Authorization: Bearer <key>`` on every route but the probes (default
+        True). The first key has every scope; it is ``dep.token`` in this kernel only.
     allow_nan
         Accept missing values in every column (default: only where the sample had some).
     monitoring
@@ -172,6 +173,8 @@ def deploy(
     meta = model_metadata(cap, [])
     meta.pop("requirements")
     rec = _ray.call(registry.new_version, name, bento.tag, spec.to_dict(), meta)
+    if spec.auth:  # a new deployment's first key: its secret stays in this kernel
+        rec = keys.first_key(name) or rec
     version = rec.newest.version
     url = f"{cluster.base_url(info, settings)}/{name}"
     if shadow is not None or canary is not None:

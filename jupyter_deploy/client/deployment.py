@@ -14,6 +14,7 @@ from typing import Any
 from ..control.records import DeploymentRecord, VersionRecord
 from ..errors import PredictionError
 from .insight import Insight
+from .keys import Keys, secret_of
 from .lifecycle import Lifecycle
 from .runners import Runners
 
@@ -52,7 +53,7 @@ def _epoch(when: Any) -> float | None:
     raise TypeError(f"cannot read a time from {when!r}")
 
 
-class Deployment(Lifecycle, Runners, Insight):
+class Deployment(Lifecycle, Keys, Runners, Insight):
     """A deployed model. Obtain one from :func:`jupyter_deploy.deploy` or ``get``."""
 
     def __init__(self, record: DeploymentRecord, base_url: str, status: dict[str, Any]) -> None:
@@ -71,18 +72,22 @@ class Deployment(Lifecycle, Runners, Insight):
 
     @property
     def token(self) -> str | None:
-        """Bearer token clients send; None when the deployment was made with auth off.
+        """The key this process sends: the deployment's first key in the kernel that
+        deployed it (or the first one :meth:`create_key` made here); None when auth is off
+        or this process holds no key (only hashes are stored: make one with create_key).
 
         Only ever returned, never shown: what a cell displays is saved with the notebook,
         so the displays use :attr:`masked_token` and ``$JD_TOKEN`` instead.
         """
-        return self._record.token if self.spec.get("auth", True) else None
+        return secret_of(self.name) if self.spec.get("auth", True) else None
 
     @property
     def masked_token(self) -> str:
         """The token's first 4 characters, enough to tell tokens apart, for displays."""
         token = self.token
-        return f"{token[:4]}{'•' * 8}" if token else "auth off"
+        if not self.spec.get("auth", True):
+            return "auth off"
+        return f"{token[:4]}{'•' * 8}" if token else "none in this kernel (dep.create_key)"
 
     @property
     def version(self) -> int | None:
@@ -140,7 +145,7 @@ class Deployment(Lifecycle, Runners, Insight):
         """
         cols = self.live.meta.get("input_schema", {}).get("columns", [])
         example = {c["name"]: (0 if c["kind"] != "string" else "a") for c in cols}
-        auth = ' -H "Authorization: Bearer $JD_TOKEN"' if self.token else ""
+        auth = ' -H "Authorization: Bearer $JD_TOKEN"' if self.spec.get("auth", True) else ""
         body = json.dumps({"instances": [example]})
         return (
             f"curl -s -X POST {self.url}/{method}{auth} "
@@ -306,7 +311,7 @@ class Deployment(Lifecycle, Runners, Insight):
                          f"(min {auto.get('min_replicas')}, max {auto.get('max_replicas')})"),
             ("Token", f"<code>{html.escape(self.masked_token)}</code> (in code: "
                       "<code>dep.token</code>; for curl: <code>export JD_TOKEN=...</code>)"
-                      if self.token else "auth off"),
+                      if self.token else html.escape(self.masked_token)),
             ("Try it", f"<code style='white-space:pre-wrap'>{html.escape(self.curl())}</code>"),
         ]  # fmt: skip
         body = "".join(

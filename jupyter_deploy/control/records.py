@@ -12,6 +12,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .keys import ApiKey, Grant
+
 
 @dataclass
 class VersionRecord:
@@ -39,12 +41,12 @@ class DeploymentRecord:
     """A deployment's desired state; ``live`` is the version that serves traffic."""
 
     name: str
-    token: str
     versions: list[VersionRecord] = field(default_factory=list)
     live: int | None = None
     events: list[Event] = field(default_factory=list)
     traffic: Traffic | None = None  # None: the live version takes every request
     canary: Canary | None = None  # the last canary rollout, running or ended
+    keys: list[ApiKey] = field(default_factory=list)  # hashed, never a secret
 
     def version(self, number: int) -> VersionRecord:
         return next(v for v in self.versions if v.version == number)
@@ -54,8 +56,10 @@ class DeploymentRecord:
         return self.versions[-1]
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form, for the CLI's ``--json`` and the panel."""
-        return asdict(self)
+        """JSON-ready form, for the CLI's ``--json`` and the panel: no key, not even hashed."""
+        data = asdict(self)
+        data["keys"] = [k.name for k in self.keys]
+        return data
 
 
 @dataclass(frozen=True)
@@ -198,13 +202,15 @@ class ServeTarget:
     Serve pushes it to running replicas through ``reconfigure()`` and hands it to new ones
     at start, so no replica asks anyone which version to load. ``version`` is the live
     version (the baseline of a split); ``bentos`` names the Bento of every version the
-    traffic needs; ``traffic`` is None when the live version takes every request.
+    traffic needs; ``traffic`` is None when the live version takes every request. ``keys``
+    are the hashes of the keys requests may carry (a revoke is a new target, in place).
     """
 
     version: int
     bento_tag: str
     bentos: dict[int, str] = field(default_factory=dict)
     traffic: Traffic | None = None
+    keys: tuple[Grant, ...] = ()
 
     def tag_of(self, version: int) -> str:
         return self.bento_tag if version == self.version else self.bentos[version]
@@ -225,6 +231,8 @@ class ServeTarget:
         if self.traffic is not None:
             config["bentos"] = {str(v): t for v, t in sorted(self.bentos.items())}
             config["traffic"] = self.traffic.to_dict()
+        if self.keys:
+            config["keys"] = [g.to_config() for g in self.keys]
         return config
 
     @classmethod
@@ -232,7 +240,8 @@ class ServeTarget:
         traffic = config.get("traffic")
         return cls(int(config["version"]), str(config["bento_tag"]),
                    {int(v): str(t) for v, t in config.get("bentos", {}).items()},
-                   Traffic.from_dict(traffic) if traffic else None)  # fmt: skip
+                   Traffic.from_dict(traffic) if traffic else None,
+                   tuple(Grant.from_config(g) for g in config.get("keys", ())))  # fmt: skip
 
 
 @dataclass(frozen=True)

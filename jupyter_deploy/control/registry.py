@@ -18,6 +18,7 @@ import threading
 import time
 from typing import Any
 
+from .keys import ApiKey
 from .records import Canary, DeploymentRecord, ReplicaReport, Traffic
 from .store import Store
 
@@ -77,6 +78,17 @@ class Registry:
 
     def drop_version(self, name: str, version: int) -> None:
         self._store.drop_version(name, version)
+
+    # -- keys: hashes in, hashes out; a secret never reaches this actor -------------------
+    def add_key(self, name: str, key: ApiKey, first: bool = False) -> DeploymentRecord | None:
+        """The record with ``key`` added, or None if it could not be (name taken)."""
+        return self._store.get(name) if self._store.add_key(name, key, first) else None
+
+    def revoke_key(self, name: str, key: str) -> DeploymentRecord | None:
+        return self._store.get(name) if self._store.revoke_key(name, key) else None
+
+    def keys_used(self, name: str, used: dict[str, float]) -> None:
+        self._store.keys_used(name, used)
 
     def delete(self, name: str) -> bool:
         self._acks.pop(name, None)

@@ -1,10 +1,11 @@
 """The durable desired state: one SQLite database on the head node.
 
-Deployments, their versions (Bento tag, spec, metadata), which version is live, tokens, the
-event history, the Bento archives (as files beside the database) and the last saved
-monitoring counters. Everything in the cluster (the registry actor, Serve's applications,
-the replicas' loaded versions, the aggregator) is a cache of this, rebuilt from it when
-the cluster starts again (:mod:`jupyter_deploy.rollout.reconcile`).
+Deployments, their versions (Bento tag, spec, metadata), which version is live, the
+hashes of their keys (never a secret: :mod:`.keys`), the event history, the Bento
+archives (as files beside the database) and the last saved monitoring counters.
+Everything in the cluster (the registry actor, Serve's applications, the replicas' loaded
+versions, the aggregator) is a cache of this, rebuilt from it when the cluster starts
+again (:mod:`jupyter_deploy.rollout.reconcile`).
 
 One writer (the registry actor), WAL journal, every change one transaction: a crash at any
 moment leaves the old state or the new one. ``synchronous=NORMAL`` in WAL mode can lose
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import sqlite3
 import tempfile
 import threading
@@ -26,12 +26,12 @@ from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
+from .keystore import KEYS_SCHEMA, KeyRows
 from .records import Canary, DeploymentRecord, Event, Traffic, VersionRecord
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS deployments (
     name    TEXT PRIMARY KEY,
-    token   TEXT NOT NULL,
     live    INTEGER,
     traffic TEXT,
     created REAL NOT NULL
@@ -65,7 +65,7 @@ CREATE TABLE IF NOT EXISTS counters (
 """
 
 
-class Store:
+class Store(KeyRows):
     """The state database at ``path``; archives live in ``<path's folder>/archives``."""
 
     def __init__(self, path: str | Path) -> None:
@@ -76,11 +76,13 @@ class Store:
         # The actor's methods and its saver thread share one connection, one at a time.
         self._lock = threading.RLock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        os.chmod(self.path, 0o600)  # it holds tokens
+        os.chmod(self.path, 0o600)  # key hashes, payload settings, history: the owner's
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.executescript(_SCHEMA)
+        self._db.execute("PRAGMA secure_delete=ON")  # deleted rows are overwritten, not left
+        self._hash_old_tokens()
+        self._db.executescript(_SCHEMA + KEYS_SCHEMA)
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -98,7 +100,7 @@ class Store:
     def get(self, name: str) -> DeploymentRecord | None:
         with self._lock:
             row = self._db.execute(
-                "SELECT token, live, traffic FROM deployments WHERE name = ?", (name,)
+                "SELECT live, traffic FROM deployments WHERE name = ?", (name,)
             ).fetchone()
             if row is None:
                 return None
@@ -117,9 +119,10 @@ class Store:
                     (name,),
                 )
             ]
+            keys = self._keys(self._db, name)
             canary = self._canary(self._db, name)
-        traffic = Traffic.from_dict(json.loads(row[2])) if row[2] else None
-        return DeploymentRecord(name, row[0], versions, row[1], events, traffic, canary)
+        traffic = Traffic.from_dict(json.loads(row[1])) if row[1] else None
+        return DeploymentRecord(name, versions, row[0], events, traffic, canary, keys)
 
     def names(self) -> list[str]:
         with self._lock:
@@ -132,13 +135,13 @@ class Store:
     def new_version(
         self, name: str, bento_tag: str, spec: dict[str, object], meta: dict[str, object]
     ) -> DeploymentRecord:
-        """Record a new version (not live yet); create the deployment and its token."""
+        """Record a new version (not live yet); create the deployment if it is new."""
         now = time.time()
         with self._tx() as db:
             db.execute(
-                "INSERT OR IGNORE INTO deployments (name, token, live, traffic, created) "
-                "VALUES (?, ?, NULL, NULL, ?)",
-                (name, secrets.token_urlsafe(24), now),
+                "INSERT OR IGNORE INTO deployments (name, live, traffic, created) "
+                "VALUES (?, NULL, NULL, ?)",
+                (name, now),
             )
             (number,) = db.execute(
                 "SELECT COALESCE(MAX(version), 0) + 1 FROM versions WHERE name = ?", (name,)

@@ -68,7 +68,8 @@ COPY serve_config.yaml entrypoint.sh healthcheck.py ./
 # Numeric, so Kubernetes' runAsNonRoot can check it.
 USER {uid}:{uid}
 EXPOSE {serve_port} {plain_port}
-# /livez of the replica; with auth on, its 401 with a Bearer challenge also says alive.
+# /livez of the replica, which answers without a key (an older replica's 401 with a Bearer
+# challenge also says alive).
 HEALTHCHECK --interval=15s --timeout=5s --start-period=90s --retries=3 \\
     CMD ["python", "{app_dir}/healthcheck.py"]
 ENTRYPOINT ["{app_dir}/entrypoint.sh"]
@@ -84,7 +85,7 @@ exec python -m jupyter_deploy.export.entrypoint --config "$(dirname "$0")/serve_
 """
 
 HEALTHCHECK = """\
-\"\"\"Exit 0 when the replica answers /livez (200, or 401 with its Bearer challenge).\"\"\"
+\"\"\"Exit 0 when the replica answers /livez (200; an older one's 401 Bearer challenge too).\"\"\"
 import os
 import sys
 import urllib.error

@@ -9,14 +9,16 @@ replica resources, batching limits, monitoring and the version's Bento are the l
 deployment's, not a second copy of them, and validated with Ray's own schema.
 
 Two settings differ from a local replica's, because there is no control plane beside
-an exported one: the token's hash is not written (``token_secret``: the replica reads
-it from a Secret when it starts, :mod:`jupyter_deploy.replica.secret`), and
+an exported one: no key's hash is written (the target's keys are left out;
+``token_secret``: the replica reads the hash of the key it accepts from a Secret when it
+starts, :mod:`jupyter_deploy.replica.secret`), and
 ``standalone`` tells the replica there is no registry to report its version to; and no
 payload log is kept.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from .._ray import DEPLOYMENT
@@ -29,7 +31,7 @@ SERVE_PORT = 8000  # Serve's default; KubeRay's serve Service targets it
 
 
 def portable_settings(target: Target) -> dict[str, Any]:
-    """The replica settings of ``target`` without the token's hash or a control plane."""
+    """The replica settings of ``target`` without a key's hash or a control plane."""
     settings = replica_settings(target)
     settings.update(token_sha256=None, token_secret=target.spec.auth, standalone=True)
     # Payload logs are private and expire under the store's rules; an exported replica has
@@ -45,6 +47,7 @@ def serve_config(target: Target, host: str = "0.0.0.0", port: int = SERVE_PORT) 
     where that is the only way in; the local cluster keeps listening on loopback.
     """
     spec = target.spec
+    target = dataclasses.replace(target, keys=())  # the key's hash comes from a Secret
     app = {
         "name": spec.name,
         "route_prefix": spec.route,

@@ -1,4 +1,4 @@
-"""IPython magics: ``%deploy``, ``%undeploy``, ``%deployments``.
+"""IPython magics: ``%deploy``, ``%undeploy``, ``%deployments``, ``%deploy_key``...
 
 They parse their line into the same keyword arguments as :func:`jupyter_deploy.deploy`
 and call the API; an error is shown as one red line, never a traceback.
@@ -14,6 +14,7 @@ from typing import Any
 from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
+from ..control.keys import SCOPES
 from ..errors import JupyterDeployError
 from ..spec import RUNTIMES, Autoscaling, DeploymentSpec, Resources
 
@@ -61,7 +62,7 @@ class DeployMagics(Magics):
               help=f"CPUs per replica (default {_RES.num_cpus:g}).")  # fmt: skip
     @argument("--num-gpus", type=float, default=_RES.num_gpus,
               help=f"GPUs per replica (default {_RES.num_gpus:g}).")  # fmt: skip
-    @argument("--no-auth", action="store_true", help="Serve without a bearer token.")
+    @argument("--no-auth", action="store_true", help="Serve without a bearer key.")
     @argument("--allow-nan", action="store_true", help="Accept missing values in all columns.")
     @argument("--reference", help="Variable with the data drift is measured against "
               "(default: the sample).")  # fmt: skip
@@ -156,6 +157,44 @@ class DeployMagics(Magics):
         from ..client import api
 
         return api.get(parse_argstring(self.promote, line).name).promote()
+
+    @magic_arguments()
+    @argument("name", help="Deployment whose keys to manage.")
+    @argument("action", choices=["create", "list", "revoke"])
+    @argument("key", nargs="?", help="The key's name (create, revoke).")
+    @argument("--scopes", default=",".join(SCOPES),
+              help=f"What the key may call: some of {','.join(SCOPES)} (default all).")  # fmt: skip
+    @argument("--days", type=float, help="Expire after DAYS (default: never).")
+    @argument("--var", help="Variable that receives a new key's secret (default KEY_key).")
+    @line_magic
+    @_one_line_errors
+    def deploy_key(self, line: str) -> Any:
+        """Keys: ``%deploy_key churn create mobile --scopes predict --days 30``; ``list``;
+        ``revoke``. A new secret goes into a variable, never into the cell's output (which
+        the notebook saves)."""
+        import datetime as dt
+
+        from ..client import api
+
+        args = parse_argstring(self.deploy_key, line)
+        dep = api.get(args.name)
+        if args.action == "list":
+            return dep.keys()
+        if not args.key:
+            raise JupyterDeployError(f"Name the key: %deploy_key {args.name} {args.action} KEY")
+        if args.action == "revoke":
+            dep.revoke_key(args.key)
+            print(f"Revoked key '{args.key}' of '{args.name}': every replica refuses it.")
+            return None
+        scopes = [s.strip() for s in args.scopes.split(",") if s.strip()]
+        expires = dt.timedelta(days=args.days) if args.days else None
+        secret = dep.create_key(args.key, scopes, expires)
+        var = args.var or f"{args.key.replace('-', '_')}_key"
+        if self.shell is not None:
+            self.shell.user_ns[var] = secret
+        print(f"Key '{args.key}' ({', '.join(scopes)}) created; its secret is in `{var}` "
+              f"({secret[:4]}{'•' * 8}) and shown nowhere else.")  # fmt: skip
+        return None
 
     @magic_arguments()
     @argument("name", help="Deployment to delete.")

@@ -17,8 +17,6 @@ new worker process has to start (:func:`jupyter_deploy.rollout.serving.rollout`)
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import logging
 import time
@@ -32,6 +30,7 @@ from starlette.responses import Response
 from ..control.records import ReplicaReport, ServeTarget
 from ..monitoring.aggregator import handle as aggregator_handle
 from .explaining import Explaining
+from .keyring import OPEN_ROUTES, REPORT_S, Keyring, scope_of
 from .loaded import LoadedVersion
 from .router import STICKY_HEADER, Routing
 from .secret import token_hash
@@ -76,9 +75,12 @@ class ModelReplica:
 
     def __init__(self, config: dict[str, Any]) -> None:
         self.name: str = config["name"]
-        self.token_sha256: str | None = token_hash(config)  # from a secret when exported
+        # Key hashes come with each target; an export's one from a secret (replica/secret.py).
+        self._keys = Keyring(bool(config.get("auth")), token_hash(config))
         self._standalone: bool = config.get("standalone", False)  # no registry to report to
         self._max_batch_rows: int = config["max_batch_rows"]
+        self._monitoring = bool(config.get("monitoring"))
+        self._key_reports: asyncio.Task[None] | None = None
         self._replica_id = serve.get_replica_context().replica_id.unique_id
         self._aggregator = _aggregator(self.name) if config.get("monitoring") else None
         self._telemetry: Telemetry | None = None
@@ -98,12 +100,29 @@ class ModelReplica:
                                       MAX_BODY_BYTES)  # fmt: skip
 
     async def reconfigure(self, user_config: dict[str, Any]) -> None:
-        """Serve what Serve pushes; keep the old versions if the new ones fail to load."""
-        await self._versions.apply(ServeTarget.from_config(user_config))
+        """Serve what Serve pushes; keep the old versions if the new ones fail to load.
+
+        The keys apply at once (a revoke must not wait for a Bento to load)."""
+        target = ServeTarget.from_config(user_config)
+        self._keys.update(target.keys)
+        if self._key_reports is None and self._keys.auth and not self._standalone:
+            self._key_reports = asyncio.get_running_loop().create_task(self._report_keys())
+        await self._versions.apply(target)
+
+    async def _report_keys(self) -> None:
+        """Each key's last use, to the registry in one call every few seconds (if used)."""
+        while True:
+            await asyncio.sleep(REPORT_S)
+            used = self._keys.drain()
+            if used:
+                try:
+                    _registry().keys_used.remote(self.name, used)
+                except Exception:  # a restarting registry: this batch is lost, not the replica
+                    _log.warning("could not report key use of %s", self.name, exc_info=True)
 
     def _load(self, version: int, bento_tag: str) -> LoadedVersion:
         state = LoadedVersion.load(self.name, version, bento_tag, self._max_batch_rows,
-                                   _registry_fetch)  # fmt: skip
+                                   _registry_fetch, self._monitoring, self._keys.auth)  # fmt: skip
         if self._telemetry is not None:
             self._telemetry.loaded(state)
         return state
@@ -112,14 +131,6 @@ class ModelReplica:
         if self._standalone:  # exported: no control plane to report to
             return
         _registry().ack.remote(self.name, self._replica_id, report)
-
-    def _authorized(self, header: str | None) -> bool:
-        if self.token_sha256 is None:
-            return True
-        if not header or not header.startswith("Bearer "):
-            return False
-        digest = hashlib.sha256(header[7:].strip().encode()).hexdigest()
-        return hmac.compare_digest(digest, self.token_sha256)
 
     async def __call__(self, request: Request) -> Response:
         table = self._versions.routing  # one table per request, even if it is replaced
@@ -148,37 +159,55 @@ class ModelReplica:
     async def _route(self, request: Request, table: Routing) -> Response:
         scope = request.scope
         path = scope["path"][len(scope.get("root_path", "")) :] or "/"
+        method = request.method
+        if path in OPEN_ROUTES:  # probes: no key, and nothing but "ok" (not even the version)
+            scope["jd_not_traffic"] = True
+            if method not in ("GET", "HEAD"):
+                return _json({"error": f"use GET for {path}"}, 405, {"allow": "GET, HEAD"})
+            return Response(b"ok", media_type="text/plain")
+        refused = self._keys.check(request.headers.get("authorization"), scope_of(path))
+        if refused is not None and refused[0] == 401:
+            scope["jd_error"] = "Unauthorized"
+            return _json({"error": refused[1]}, 401, {"www-authenticate": "Bearer"})
         state = table.primary
         headers = state.headers
-        if not self._authorized(request.headers.get("authorization")):
-            scope["jd_error"] = "Unauthorized"
-            return _json(
-                {"error": "missing or invalid bearer token: send 'Authorization: Bearer <token>'"},
-                401,
-                {"www-authenticate": "Bearer", **headers},
-            )
-        if path in ("/predict", "/predict_proba", "/feedback", "/explain"):
-            if request.method != "POST":
-                return _json({"error": f"use POST for {path}"}, 405, headers)
+        allowed = self._methods(path, state)
+        if allowed is None:
+            known = [f"/{m}" for m in state.runtime.methods] + ["/explain", *state.get_routes]
+            return _json({"error": f"no route {path}; routes: {known}"}, 404, headers)
+        if method not in allowed:
+            return _json({"error": f"use {' or '.join(allowed)} for {path}"}, 405,
+                         {**headers, "allow": ", ".join(allowed)})  # fmt: skip
+        if refused is not None:
+            scope["jd_error"] = "Forbidden"
+            return _json({"error": refused[1]}, refused[0], headers)
+        if method == "POST":
             if path == "/feedback":
                 scope["jd_not_traffic"] = True
                 return await self._feedback(request, headers)
-            if path == "/explain":  # same key as predict; runs in its own thread
+            if path == "/explain":  # the predict scope; runs in its own thread
                 return await self._explaining(request, table.primary)
             return await self._predict(request, table, path[1:])
-        if path == "/metrics" and self._aggregator is not None:
-            scope["jd_not_traffic"] = True
-            # Only this deployment's figures: its token must not reveal other deployments.
+        scope["jd_not_traffic"] = True
+        if path == "/metrics":
+            # Only this deployment's figures: its key must not reveal other deployments.
+            assert self._aggregator is not None
             text = await self._aggregator.prometheus.remote(self.name)
             return Response(text, media_type="text/plain; version=0.0.4", headers=headers)
-        route = state.get_routes.get(path)
-        if route is None:
-            known = ["/predict", "/explain", *state.get_routes]
-            return _json({"error": f"no route {path}; routes: {known}"}, 404, headers)
-        if request.method not in ("GET", "HEAD"):
-            return _json({"error": f"use GET for {path}"}, 405, headers)
-        scope["jd_not_traffic"] = True
-        return Response(route[0], media_type=route[1], headers=headers)
+        body, media = state.get_routes[path]
+        return Response(body, media_type=media, headers=headers)
+
+    def _methods(self, path: str, state: LoadedVersion) -> tuple[str, ...] | None:
+        """The methods route ``path`` answers (None: no such route)."""
+        if (
+            path[1:] in state.runtime.methods
+            or path == "/explain"
+            or (path == "/feedback" and self._monitoring)
+        ):
+            return ("POST",)
+        if path in state.get_routes or (path == "/metrics" and self._aggregator is not None):
+            return ("GET", "HEAD")
+        return None
 
     # Requests that arrive together share one model call; a zero wait means a lone
     # request never waits for company (bench: ~1.7x the throughput at c=32, +0.3 ms p50).
@@ -208,10 +237,9 @@ class ModelReplica:
         return results
 
     async def _predict(self, request: Request, table: Routing, method: str) -> Response:
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > MAX_BODY_BYTES:
+        body = await _read_body(request)
+        if body is None:
             return _json({"error": f"body over {MAX_BODY_BYTES} bytes"}, 413, table.primary.headers)
-        body = await request.body()
         scope = request.scope
         state = (
             table.pick(body, request.headers.get(STICKY_HEADER)) if table.split else table.primary
@@ -250,7 +278,9 @@ class ModelReplica:
         """``{"request_id": ..., "label": ...}`` or ``{"feedback": [such items]}``."""
         if self._aggregator is None:
             return _json({"error": "monitoring is off for this deployment"}, 404, headers)
-        body = await request.body()
+        body = await _read_body(request)
+        if body is None:
+            return _json({"error": f"body over {MAX_BODY_BYTES} bytes"}, 413, headers)
         request.scope["jd_method"], request.scope["jd_body"] = "feedback", body
         try:
             items = _feedback_items(json.loads(body))
@@ -278,6 +308,21 @@ class ModelReplica:
                           f"(they are kept for the last 200,000 requests): {result['unknown'][:5]}",
                           **result}, 404, headers)  # fmt: skip
         return _json(result, 200, headers)
+
+
+async def _read_body(request: Request) -> bytes | None:
+    """The request's body, or None past :data:`MAX_BODY_BYTES` (declared or chunked): a
+    chunked body is read only up to the limit, never whole first."""
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > MAX_BODY_BYTES:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _feedback_items(body: Any) -> list[dict[str, Any]]:

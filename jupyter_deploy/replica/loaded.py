@@ -23,11 +23,13 @@ from types import ModuleType
 from typing import Any
 
 from ..build.reference import REFERENCE_FILE
+from .openapi import document
 
 _DOCS_HTML = """<!doctype html><html><head><title>{name} API</title></head><body>
 <h1>{name} v{version}</h1><p>OpenAPI document: <a href="docs.json">docs.json</a>.
-Routes: POST predict{proba}, explain, feedback; GET readyz, livez, schema.json, metadata.
-Every route needs <code>Authorization: Bearer &lt;token&gt;</code> unless auth is off.</p>
+Routes: POST predict{proba}, explain, feedback; GET metrics, schema.json, metadata; readyz and livez
+(no key). The others need <code>Authorization: Bearer &lt;key&gt;</code> with the route's scope
+(predict and explain, feedback, or metrics for metrics and docs) unless auth is off.</p>
 </body></html>"""
 
 
@@ -93,6 +95,8 @@ class LoadedVersion:
         bento_tag: str,
         max_batch_rows: int,
         fetch: Callable[[str], bytes | None],
+        monitoring: bool = False,
+        auth: bool = True,
     ) -> LoadedVersion:
         """Unpack (once per node) and import Bento ``bento_tag`` as ``version`` of ``name``."""
         import yaml
@@ -105,7 +109,8 @@ class LoadedVersion:
         runtime = rt.ModelRuntime.from_dir(model_dir, max_batch_rows)
         reference_file = model_dir / REFERENCE_FILE
         reference = json.loads(reference_file.read_text()) if reference_file.exists() else None
-        openapi = yaml.safe_load((bento_dir / "apis" / "openapi.yaml").read_text())
+        openapi = document(name, version, runtime.schema.to_dict(), runtime.methods,
+                           max_batch_rows, monitoring, auth)  # fmt: skip
         proba = ", predict_proba" if "predict_proba" in runtime.methods else ""
         metadata = {
             "name": name,
@@ -114,10 +119,7 @@ class LoadedVersion:
             "methods": runtime.methods,
             "input_schema": runtime.schema.to_dict(),
         }
-        routes = {
-            "/readyz": (b"ok", "text/plain"),
-            "/livez": (b"ok", "text/plain"),
-            "/healthz": (b"ok", "text/plain"),
+        routes = {  # readyz, livez and healthz answer without a key (replica/app.py)
             "/schema.json": ((bento_dir / "apis" / "schema.json").read_bytes(), "application/json"),
             "/docs.json": (json.dumps(openapi).encode(), "application/json"),
             "/docs": (

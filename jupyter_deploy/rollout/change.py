@@ -31,8 +31,8 @@ def push(
     url = f"{base_url}/{rec.name}"
     current = live_target(rec) if rec.live is not None else None
     try:
-        serving.rollout(target, probe(url, target.probe_token), timeout, tick, serving=current)
+        serving.rollout(target, probe(url, rec.name), timeout, tick, serving=current)
     except BaseException:
         if current is not None:
-            serving.rollout(current, probe(url, current.probe_token), timeout, serving=target)
+            serving.rollout(current, probe(url, rec.name), timeout, serving=target)
         raise

@@ -99,7 +99,7 @@ class CanaryController:
         fresh = ray.get(reg.get.remote(rec.name))
         if fresh is not None and fresh.live is not None:
             target = live_target(fresh)
-            rollout(target, probe(f"{self._base_url}/{rec.name}", target.probe_token),
+            rollout(target, probe(f"{self._base_url}/{rec.name}", rec.name),
                     self._timeout, serving=target_of(rec, live, traffic))  # fmt: skip
 
     def pid(self) -> int:

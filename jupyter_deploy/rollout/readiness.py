@@ -57,20 +57,33 @@ def wait_until_switched(
     )
 
 
-def probe(url: str, token: str | None) -> Callable[[], int | None]:
-    """A function returning the version the endpoint ``url`` answers with, or None."""
-    import httpx
+def probe(url: str, name: str) -> Callable[[], int | None]:
+    """A function returning the version every running replica of ``name`` serves once its
+    route ``url`` answers, or None (unreachable, or replicas disagree).
 
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    The route's own ``/readyz`` needs no key and names no version (nothing for a stranger
+    to learn), so the version comes from what the replicas reported to the registry.
+    """
+    import httpx
+    import ray
+
+    from ..control.registry import handle
+
+    registry = handle()
 
     def version() -> int | None:
         try:
-            resp = httpx.get(f"{url}/readyz", headers=headers, timeout=2)
+            resp = httpx.get(f"{url}/readyz", timeout=2)
         except httpx.HTTPError:
             return None
         if resp.status_code != 200:
             return None
-        return int(resp.headers.get("x-model-version", "0"))
+        running = running_ids(name)
+        acks = ray.get(registry.acks.remote(name))
+        versions = {acks[r].version for r in running if r in acks}
+        if not running or len(versions) != 1 or any(r not in acks for r in running):
+            return None
+        return versions.pop()
 
     return version
 

@@ -3,8 +3,8 @@
 Serve's applications, the replicas' loaded versions and the aggregator's counters are
 caches of the store (:mod:`jupyter_deploy.control.store`). After a clean stop, a crash of
 the head, a reboot, or on connecting to a cluster whose applications are gone, this puts
-every deployment back at its live version, on its route, with its token (its replicas get
-the stored token's hash) and its saved counters. A deployment whose application serves
+every deployment back at its live version, on its route, with its keys (its replicas get
+the stored hashes) and its saved counters. A deployment whose application serves
 another version than the store's live one (a rollout interrupted between its two steps)
 is put back at the live version too.
 """
@@ -63,8 +63,7 @@ def reconcile(
         todo.append((target, Restored(rec.name, rec.live, reason)))
     submitted = time.time()
     for target, restored in todo:  # they start together; waiting in turn costs nothing more
-        token = target.token if target.spec.auth else None
-        version = probe(f"{base_url}/{target.spec.name}", token)
+        version = probe(f"{base_url}/{target.spec.name}", target.spec.name)
         wait_until_serving(target, submitted, version, timeout, tick, fresh=False)
         _ray.call(registry.record_event, restored.name, "restore", restored.version,  # type: ignore[attr-defined]
                   restored.reason)  # fmt: skip

@@ -11,30 +11,28 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..control.keys import Grant
 from ..control.records import DeploymentRecord, ServeTarget, Traffic
 from ..spec import Autoscaling, DeploymentSpec
 
 
 @dataclass(frozen=True)
 class Target:
-    """What should serve: the live version of a deployment with its Bento and token, and
-    the traffic split with the other versions it needs (none: the live one takes all)."""
+    """What should serve: the live version of a deployment with its Bento and keys (their
+    hashes), and the traffic split with the other versions it needs (none: the live one
+    takes all)."""
 
     spec: DeploymentSpec
     version: int
     bento_tag: str
-    token: str
+    keys: tuple[Grant, ...] = ()
     traffic: Traffic | None = None
     bentos: dict[int, str] = field(default_factory=dict)
 
-    @property
-    def probe_token(self) -> str | None:
-        """The token a readiness probe sends (None when the endpoint takes none)."""
-        return self.token if self.spec.auth else None
-
     def serve_target(self) -> ServeTarget:
         """What Serve pushes to the replicas (their ``user_config``)."""
-        return ServeTarget(self.version, self.bento_tag, dict(self.bentos), self.traffic)
+        return ServeTarget(self.version, self.bento_tag, dict(self.bentos), self.traffic,
+                           self.keys if self.spec.auth else ())  # fmt: skip
 
 
 def replica_settings(target: Target) -> dict[str, Any]:
@@ -45,7 +43,7 @@ def replica_settings(target: Target) -> dict[str, Any]:
     return {
         "name": spec.name,
         "max_batch_rows": spec.max_batch_rows,
-        "token_sha256": hashlib.sha256(target.token.encode()).hexdigest() if spec.auth else None,
+        "auth": spec.auth,  # the keys themselves are pushed with the target, in place
         "monitoring": spec.monitoring,
         "log_sample_rate": spec.log_sample_rate if spec.monitoring else 0.0,
         "drift_thresholds": dict(spec.drift),
@@ -97,10 +95,11 @@ def code_key(target: Target) -> str:
 
 
 def target_of(rec: DeploymentRecord, version: int, traffic: Traffic | None = None) -> Target:
-    """What serving ``version`` of ``rec`` (with ``traffic``) means: spec, Bentos, token."""
+    """What serving ``version`` of ``rec`` (with ``traffic``) means: spec, Bentos, keys."""
     entry = rec.version(version)
     bentos = {v: rec.version(v).bento_tag for v in traffic.versions()} if traffic else {}
-    return Target(DeploymentSpec.from_dict(entry.spec), version, entry.bento_tag, rec.token,
+    grants = tuple(k.grant() for k in rec.keys)
+    return Target(DeploymentSpec.from_dict(entry.spec), version, entry.bento_tag, grants,
                   traffic, bentos)  # fmt: skip
 
 

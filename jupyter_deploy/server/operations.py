@@ -34,7 +34,7 @@ def _reachable() -> dict[str, Any]:
         "running": True,
         "embedded": True,
         "address": state.address,
-        "http": f"http://{state.http_host}:{state.http_port}",
+        "http": cluster.base_url(state, settings),
     }
 
 
@@ -56,13 +56,15 @@ def cluster_status() -> dict[str, Any]:
 def start_cluster() -> dict[str, Any]:
     """Start (or reuse) the embedded cluster and connect to it."""
     from ..client import api
+    from ..control import cluster
+    from ..settings import Settings
 
     info = api.start_cluster()
     return {
         "running": True,
         "embedded": info.embedded,
         "address": info.address,
-        "http": f"http://{info.http_host}:{info.http_port}",
+        "http": cluster.base_url(info, Settings.from_env()),
     }
 
 
