@@ -34,7 +34,7 @@ from .keyring import OPEN_ROUTES, REPORT_S, Keyring, scope_of
 from .loaded import LoadedVersion
 from .router import STICKY_HEADER, Routing
 from .secret import token_hash
-from .shadow import shadow_call
+from .shadow import ShadowQueue
 from .telemetry import Telemetry
 from .versions import Versions
 
@@ -93,7 +93,7 @@ class ModelReplica:
                                         config.get("segments", ()),
                                         config.get("fairness"))  # fmt: skip
         self._versions = Versions(self.name, self._load, self._report)
-        self._shadows: set[asyncio.Task[None]] = set()  # kept alive until they finish
+        self._shadows = ShadowQueue(self._telemetry)
         tel = self._telemetry
         self._explaining = Explaining(self.name, config.get("explain_timeout_s", 5.0),
                                       tel.recorder.busy if tel else lambda: False,
@@ -267,11 +267,7 @@ class ModelReplica:
             return _json({"error": "the model failed on this input; see the replica log"}, 500)
         if table.shadowed():
             assert table.shadow is not None
-            call = shadow_call(table.shadow, method, body, out, scope["jd_request_id"],
-                               self._telemetry)  # fmt: skip
-            task = asyncio.get_running_loop().create_task(call)
-            self._shadows.add(task)
-            task.add_done_callback(self._shadows.discard)
+            self._shadows.put(table.shadow, method, body, out, scope["jd_request_id"])
         return Response(state.dumps(answer), media_type="application/json", headers=headers)
 
     async def _feedback(self, request: Request, headers: dict[str, str]) -> Response:

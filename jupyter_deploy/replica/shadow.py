@@ -1,10 +1,13 @@
-"""Shadow traffic: a copy of a request answered by another version after the caller's reply.
+"""Shadow traffic: copies of requests answered by another version after the callers' replies.
 
-The caller's answer never waits for it: the shadow call is scheduled once the answer is
-made, runs the shadow version's own validation and model in a thread (so it never holds
-the event loop), and whatever it does, fails or raises ends here. Its answer is written to
-the payload log under the caller's request id, marked ``shadow``, and its agreement with
-the answer the caller got is counted for :meth:`Deployment.traffic`.
+A caller's answer never waits for its copy: the copy joins a queue once the answer is
+made, and the queue is answered every :data:`FLUSH_S` in one go, in a thread (never on
+the event loop): each copy goes through the shadow version's own validation, the valid
+ones through one model call (as :meth:`ModelReplica._batched` does for callers), so a
+shadow at rate 1 costs one model call per flush rather than one per request. Whatever the
+shadow does, fails or raises ends here. Its answers are written to the payload log under
+the callers' request ids, marked ``shadow``, and their agreement with the answers the
+callers got is counted for :meth:`Deployment.traffic`.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import asyncio
 import json
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -20,6 +24,8 @@ import numpy as np
 from .loaded import LoadedVersion
 from .telemetry import Telemetry
 
+FLUSH_S = 0.05
+MAX_QUEUED = 10_000  # copies beyond this are dropped (and counted failed): callers first
 _log = logging.getLogger("ray.serve")
 
 
@@ -29,41 +35,115 @@ def _labels(method: str, out: Any) -> Any:
     return arr.argmax(axis=1) if method == "predict_proba" and arr.ndim == 2 else arr
 
 
-async def shadow_call(
-    state: LoadedVersion,
-    method: str,
-    body: bytes,
-    answered: Any,
-    request_id: str,
-    telemetry: Telemetry | None,
-) -> None:
-    """Answer ``body`` with ``state`` for the record only; never raises."""
-    started = time.perf_counter()
-    rows, agree, status, response = 0, 0, 200, b""
-    try:
-        runtime = state.runtime
-        x = runtime.to_model_input(runtime.instances_from_body(body))
-        rows = len(x)
-        out = await asyncio.to_thread(runtime.run, method, x)
-        answer = runtime.answer(method, out)
-        answer["request_id"] = request_id
-        response = state.dumps(answer)
-        mine, theirs = _labels(method, out), _labels(method, answered)
-        numeric = mine.dtype.kind in "biuf" and theirs.dtype.kind in "biuf"
-        agree = int(np.sum(np.isclose(mine, theirs) if numeric else mine == theirs))
-    except state.input_error as err:
-        status, response = err.status, json.dumps({"error": str(err)}).encode()  # type: ignore[attr-defined]
-    except Exception as exc:  # a broken shadow is the point of testing it in the shadow
-        status = 500
-        response = json.dumps({"error": f"{type(exc).__name__}: {exc}"}).encode()
-        _log.warning("shadow v%s failed: %s", state.version, exc)
-    if telemetry is None:
+@dataclass
+class _Copy:
+    state: LoadedVersion
+    method: str
+    body: bytes
+    answered: Any
+    request_id: str
+    queued: float
+    rows: int = 0
+    agree: int = 0
+    status: int = 200
+    response: bytes = b""
+
+
+def _fail(copy: _Copy, exc: BaseException) -> None:
+    if isinstance(exc, copy.state.input_error):
+        copy.status = exc.status  # type: ignore[attr-defined]
+        copy.response = json.dumps({"error": str(exc)}).encode()
         return
-    try:
-        telemetry.recorder.shadow(state.version, rows, agree, status >= 400)
-        latency_ms = (time.perf_counter() - started) * 1000
-        if telemetry.payloads is not None:
-            telemetry.payloads.log(request_id, state.version, method, status, latency_ms, rows,
-                                   body, response, shadow=True)  # fmt: skip
-    except Exception:
-        _log.warning("could not record a shadow answer", exc_info=True)
+    copy.status = 500  # a broken shadow is the point of testing it in the shadow
+    copy.response = json.dumps({"error": f"{type(exc).__name__}: {exc}"}).encode()
+    _log.warning("shadow v%s failed: %s", copy.state.version, exc)
+
+
+def _finish(copy: _Copy, out: Any) -> None:
+    runtime = copy.state.runtime
+    answer = runtime.answer(copy.method, out)
+    answer["request_id"] = copy.request_id
+    copy.response = copy.state.dumps(answer)
+    mine, theirs = _labels(copy.method, out), _labels(copy.method, copy.answered)
+    numeric = mine.dtype.kind in "biuf" and theirs.dtype.kind in "biuf"
+    copy.agree = int(np.sum(np.isclose(mine, theirs) if numeric else mine == theirs))
+
+
+def answer_all(copies: list[_Copy]) -> None:
+    """Answer every copy (in a thread): validate each, one model call per version and method."""
+    groups: dict[tuple[int, str], list[tuple[_Copy, Any]]] = {}
+    for copy in copies:
+        try:
+            runtime = copy.state.runtime
+            x = runtime.to_model_input(runtime.instances_from_body(copy.body))
+            copy.rows = len(x)
+            groups.setdefault((id(copy.state), copy.method), []).append((copy, x))
+        except Exception as exc:
+            _fail(copy, exc)
+    for members in groups.values():
+        runtime, method = members[0][0].state.runtime, members[0][0].method
+        inputs = [x for _, x in members]
+        try:
+            out = runtime.run(method, inputs[0] if len(inputs) == 1 else runtime.concat(inputs))
+        except Exception:  # one copy failed the batch: each alone, so only it fails
+            for copy, x in members:
+                try:
+                    _finish(copy, runtime.run(method, x))
+                except Exception as exc:
+                    _fail(copy, exc)
+            continue
+        start = 0
+        for copy, x in members:
+            try:
+                _finish(copy, out[start : start + len(x)])
+            except Exception as exc:
+                _fail(copy, exc)
+            start += len(x)
+
+
+class ShadowQueue:
+    """One replica's shadow copies, answered together every :data:`FLUSH_S`."""
+
+    def __init__(self, telemetry: Telemetry | None) -> None:
+        self._telemetry = telemetry
+        self._copies: list[_Copy] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def put(self, state: LoadedVersion, method: str, body: bytes, answered: Any,
+            request_id: str) -> None:  # fmt: skip
+        """Queue a copy of a request the caller has its answer to (never raises)."""
+        copy = _Copy(state, method, body, answered, request_id, time.perf_counter())
+        if len(self._copies) >= MAX_QUEUED:
+            copy.status = 503
+            self._record([copy])
+            return
+        self._copies.append(copy)
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._flush_soon())
+
+    async def _flush_soon(self) -> None:
+        while self._copies:
+            await asyncio.sleep(FLUSH_S)
+            copies, self._copies = self._copies, []
+            try:
+                await asyncio.to_thread(answer_all, copies)
+            except Exception:
+                _log.warning("shadow copies were lost", exc_info=True)
+                continue
+            self._record(copies)
+
+    def _record(self, copies: list[_Copy]) -> None:
+        """Counts and payload log, on the event loop (where the recorder flushes)."""
+        tel = self._telemetry
+        if tel is None:
+            return
+        now = time.perf_counter()
+        try:
+            for c in copies:
+                tel.recorder.shadow(c.state.version, c.rows, c.agree, c.status >= 400)
+                if tel.payloads is not None:
+                    tel.payloads.log(c.request_id, c.state.version, c.method, c.status,
+                                     (now - c.queued) * 1000, c.rows, c.body, c.response,
+                                     shadow=True)  # fmt: skip
+        except Exception:
+            _log.warning("could not record shadow answers", exc_info=True)
