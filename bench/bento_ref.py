@@ -88,6 +88,8 @@ class BentoServer:
     port: int = 8210
     log_path: Path | None = None
     proc: subprocess.Popen[bytes] | None = None
+    # BentoML config overrides, e.g. "services.<name>.workers=2" (BENTOML_CONFIG_OPTIONS).
+    config_options: str | None = None
 
     @property
     def url(self) -> str:
@@ -107,9 +109,12 @@ class BentoServer:
         log = self.log_path.open("w") if self.log_path else subprocess.DEVNULL
         began = time.monotonic()
         # Own session, so stop() can take down bentoml's worker processes with it.
+        env = bento_env(self.home)
+        if self.config_options:
+            env["BENTOML_CONFIG_OPTIONS"] = self.config_options
         self.proc = subprocess.Popen(
             cmd,
-            env=bento_env(self.home),
+            env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
