@@ -8,6 +8,7 @@ builds an equivalent Bento (same estimator, same JSON in and out) into a private
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -88,8 +89,8 @@ class BentoServer:
     port: int = 8210
     log_path: Path | None = None
     proc: subprocess.Popen[bytes] | None = None
-    # BentoML config overrides, e.g. "services.<name>.workers=2" (BENTOML_CONFIG_OPTIONS).
-    config_options: str | None = None
+    # BentoML config overrides, e.g. {"services": {name: {"workers": 2}}}.
+    config_overrides: dict[str, Any] | None = None
 
     @property
     def url(self) -> str:
@@ -110,8 +111,8 @@ class BentoServer:
         began = time.monotonic()
         # Own session, so stop() can take down bentoml's worker processes with it.
         env = bento_env(self.home)
-        if self.config_options:
-            env["BENTOML_CONFIG_OPTIONS"] = self.config_options
+        if self.config_overrides:
+            env["BENTOML_CONFIG_OVERRIDES"] = json.dumps(self.config_overrides)
         self.proc = subprocess.Popen(
             cmd,
             env=env,

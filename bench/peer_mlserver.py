@@ -30,14 +30,16 @@ def ensure_venv(out: Path, log: Any) -> Path:
 
     venv = out / "mlserver-venv"
     python = venv / "bin" / "python"
-    marker = venv / f".ready-{VERSION}-{sklearn.__version__}"
+    marker = venv / f".ready-{VERSION}-{sklearn.__version__}-uvloop021"
     if marker.exists():
         return python
     log(f"creating MLServer {VERSION}'s venv in {venv} (reused next time)")
     subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
     subprocess.run(
         [str(python), "-m", "pip", "install", "-q", f"mlserver=={VERSION}",
-         f"mlserver-sklearn=={VERSION}", f"scikit-learn=={sklearn.__version__}"],
+         f"mlserver-sklearn=={VERSION}", f"scikit-learn=={sklearn.__version__}",
+         # uvloop 0.22 has no event loop in MLServer 1.7's worker processes: they die.
+         "uvloop<0.22"],
         check=True,
     )  # fmt: skip
     marker.touch()

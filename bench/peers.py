@@ -85,6 +85,8 @@ def _check(peer: Peer, sample: Any) -> None:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{peer.label} ({peer.model}) never answered 200")
             time.sleep(0.3)
+        if peer.read is None:
+            continue
         got, want = peer.read(resp.json()), expected(peer.model, rows)
         if got != want:
             raise RuntimeError(f"{peer.label} ({peer.model}) answered {got[:5]}, not {want[:5]}")
@@ -97,6 +99,8 @@ def _args() -> argparse.Namespace:
     p.add_argument("--rounds", type=int)
     p.add_argument("--seconds", type=float)
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "peers")
+    p.add_argument("--idle", type=float, default=0.0,
+                   help="then leave ours idle this long (s), time its next requests")  # fmt: skip
     return p.parse_args()
 
 
@@ -129,7 +133,8 @@ def main() -> None:
             service = _service_name(tag)
             for workers in (1, 2):
                 b = BentoServer(tag, None, port, a.out / f"bentoml-{model_name}-{workers}.log",
-                                config_options=f"services.{service}.workers={workers}")  # fmt: skip
+                                config_overrides={"services": {service: {"workers": workers}}},
+                                )  # fmt: skip
                 b.start()
                 stoppers.append(b)
                 peers.append(Peer(f"bentoml_{workers}w", model_name, b.url))
@@ -157,12 +162,15 @@ def main() -> None:
             log(extra["mlserver"])
         bare = Uvicorn("bare", port, {}, a.out / "bare.log")
         stoppers.append(bare)
-        peers.append(Peer("bare_asgi_2w", "iris", f"http://127.0.0.1:{port}/predict",
-                          read=lambda _a: expected("iris", 1)))  # fmt: skip
+        # The floor has no model: it must only answer 200.
+        peers.append(Peer("bare_asgi_2w", "iris", f"http://127.0.0.1:{port}/predict", read=None))
         for peer in peers:
             _check(peer, fit(peer.model)[1])
         log(f"{len(peers)} servers answer correctly; load rounds")
         load = _rounds(peers, rounds, seconds, warmup=not a.smoke)
+        if a.idle:
+            extra["after_idle"] = _after_idle(peers[0], a.idle)
+            log(f"after {a.idle:.0f} s idle: {extra['after_idle']}")
     finally:
         for s in stoppers:
             _quietly(s.stop)
@@ -194,6 +202,24 @@ def _rounds(peers: list[Peer], rounds: int, seconds: float, warmup: bool) -> lis
                 log(f"r{rnd} {peer.model:6} {peer.label:13} rows={rows:2} c={conns:2} "
                     f"{res.rps:7.0f} req/s p50 {res.p50_ms:6.2f} ms err {res.errors}")  # fmt: skip
     return out
+
+
+def _after_idle(peer: Peer, idle_s: float) -> dict[str, Any]:
+    """Milliseconds of ours' first request after ``idle_s`` idle, against the next 20.
+
+    Each request on a new connection, as a client that comes back after a pause does.
+    """
+    body = peer.body(fit(peer.model)[1], 1)
+
+    def once() -> float:
+        t = time.perf_counter()
+        assert post_json(peer.url, body, peer.token).status_code == 200
+        return (time.perf_counter() - t) * 1e3
+
+    time.sleep(idle_s)
+    first = once()
+    steady = sorted(once() for _ in range(20))
+    return {"idle_s": idle_s, "first_ms": first, "steady_median_ms": steady[10]}
 
 
 def _service_name(tag: str) -> str:
