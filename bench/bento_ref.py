@@ -86,7 +86,7 @@ class BentoServer:
 
     tag: str
     home: Path | None
-    port: int = 8210
+    port: int = int(os.environ.get("JD_BENCH_BENTOML_PORT", "8210"))
     log_path: Path | None = None
     proc: subprocess.Popen[bytes] | None = None
     # BentoML config overrides, e.g. {"services": {name: {"workers": 2}}}.
