@@ -8,6 +8,7 @@ builds an equivalent Bento (same estimator, same JSON in and out) into a private
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -85,9 +86,11 @@ class BentoServer:
 
     tag: str
     home: Path | None
-    port: int = 8210
+    port: int = int(os.environ.get("JD_BENCH_BENTOML_PORT", "8210"))
     log_path: Path | None = None
     proc: subprocess.Popen[bytes] | None = None
+    # BentoML config overrides, e.g. {"services": {name: {"workers": 2}}}.
+    config_overrides: dict[str, Any] | None = None
 
     @property
     def url(self) -> str:
@@ -107,9 +110,12 @@ class BentoServer:
         log = self.log_path.open("w") if self.log_path else subprocess.DEVNULL
         began = time.monotonic()
         # Own session, so stop() can take down bentoml's worker processes with it.
+        env = bento_env(self.home)
+        if self.config_overrides:
+            env["BENTOML_CONFIG_OVERRIDES"] = json.dumps(self.config_overrides)
         self.proc = subprocess.Popen(
             cmd,
-            env=bento_env(self.home),
+            env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -18,8 +18,10 @@ from jupyter_deploy.control import cluster as jd_cluster
 from jupyter_deploy.control import lockdown
 from jupyter_deploy.settings import Settings
 
-GCS_PORT = 6390
-SERVE_PORT = 8100
+# Apart from the project's defaults and CI's smoke run; override to run two benches at once.
+GCS_PORT = int(os.environ.get("JD_BENCH_RAY_PORT", "6390"))
+SERVE_PORT = int(os.environ.get("JD_BENCH_SERVE_PORT", "8100"))
+REPLICA_PORTS = os.environ.get("JD_BENCH_REPLICA_PORTS", "32100-32600")
 
 
 @dataclass
@@ -42,7 +44,7 @@ class BenchCluster:
             home=str(self.workdir / "home"),
             ray_port=str(GCS_PORT),
             http_port=str(SERVE_PORT),
-            replica_ports="32100-32600",
+            replica_ports=REPLICA_PORTS,
             num_cpus=str(self.num_cpus),
             ha_proxy="1" if self.haproxy else "0",
         )

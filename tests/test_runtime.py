@@ -129,3 +129,46 @@ def test_integer_columns_reject_fractions() -> None:
     rt = ModelRuntime(Echo(), schema)
     assert rt.call("predict", [[3]])["predictions"] == [3]
     assert "expects an integer" in str(error_of(rt, [[2.5]]))
+
+
+@pytest.mark.parametrize(
+    "instances",
+    [
+        [RECORD],
+        [RECORD, list(RECORD.values()), {**RECORD, "petal_width": 3}],  # records, rows, an int
+        [{**RECORD, "petal_width": True}],  # a bool: accepted by the row-by-row checks
+        [{**RECORD, "petal_width": 2**70}],  # an int no int64 holds
+    ],
+)
+def test_column_wise_checks_build_what_the_row_checks_build(
+    runtime: ModelRuntime, instances: list[Any]
+) -> None:
+    """The column-wise fast path (one array, one frame block) equals the per-row path."""
+    fast = runtime.to_model_input(instances)
+    slow = runtime._frame([runtime._row(inst, i) for i, inst in enumerate(instances)])
+    assert list(fast.columns) == list(slow.columns)
+    assert list(fast.dtypes) == list(slow.dtypes)
+    np.testing.assert_array_equal(fast.to_numpy(), slow.to_numpy())
+    assert runtime.run("predict", fast).tolist() == runtime.run("predict", slow).tolist()
+
+
+@pytest.mark.parametrize(
+    "instances",
+    [
+        [RECORD, {**RECORD, "petal_width": math.inf}, {"sepal_length": 1.0}],
+        [RECORD, {"sepal_length": 1.0}, {**RECORD, "petal_width": "x"}],
+        [RECORD, {**RECORD, "petal_width": None}],
+        [RECORD, [1.0, 2.0]],
+        [RECORD, {**RECORD, "petal_width": [1.0]}],
+    ],
+)
+def test_the_first_bad_instance_is_named_as_before(
+    runtime: ModelRuntime, instances: list[Any]
+) -> None:
+    """A batch the fast path refuses gets the row-by-row checks' error, word for word."""
+    with pytest.raises(InputError) as fast:
+        runtime.to_model_input(instances)
+    with pytest.raises(InputError) as slow:
+        for i, inst in enumerate(instances):
+            runtime._row(inst, i)
+    assert str(fast.value) == str(slow.value)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import operator
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -56,6 +57,9 @@ NUMBER_LIMIT = 10**308
 
 def _too_big(value: int | float) -> bool:
     return abs(value) > (NUMBER_LIMIT if isinstance(value, int) else 1e308)
+
+
+_NUMBER_TYPES = frozenset({int, float})
 
 
 class InputError(ValueError):
@@ -155,6 +159,14 @@ class ModelRuntime:
         self.max_batch_rows = max_batch_rows
         self._index = {c.name: i for i, c in enumerate(schema.columns)}
         self._all_float = all(c.kind == "float" and not c.nullable for c in schema.columns)
+        # Precomputed for the column-wise fast path (:meth:`_matrix`): one dtype for every
+        # column, the names as a set to compare a record's keys with, a C-level getter.
+        dtypes = {c.dtype for c in schema.columns}
+        self._dtype = dtypes.pop() if self._all_float and len(dtypes) == 1 else None
+        self._keys = frozenset(self._index)
+        names = tuple(self._index)
+        self._get = operator.itemgetter(*names) if len(names) > 1 else lambda r: (r[names[0]],)
+        self._pd_columns: Any = None  # the frame's column index, made once pandas is loaded
         self.methods = [m for m in ("predict", "predict_proba") if hasattr(model, m)]
 
     @classmethod
@@ -192,6 +204,9 @@ class ModelRuntime:
                 f"batch of {len(instances)} rows exceeds this deployment's limit of "
                 f"{self.max_batch_rows} rows per request; split it"
             )
+        fast = self._matrix(instances)
+        if fast is not None:
+            return self._frame(fast)
         rows = [self._row(inst, i) for i, inst in enumerate(instances)]
         try:
             return self._frame(rows)
@@ -199,6 +214,39 @@ class ModelRuntime:
             raise
         except (OverflowError, ValueError, TypeError) as exc:  # e.g. an integer over int64
             raise InputError(f"the instances do not fit the columns' types: {exc}") from None
+
+    def _matrix(self, instances: list[Any]) -> Any:
+        """The instances as one 2-D array when every check passes at once, else None.
+
+        For a schema of non-nullable float columns of one dtype, :meth:`_row` accepts an
+        instance exactly when it has the schema's keys (or length) and every value is a
+        finite int or float. That is checked here column-wise: one comparison of the key
+        set per record, one set of the value types, one ``isfinite`` over the array. Any
+        doubt returns None and the row-by-row checks run, so an error names the same
+        instance and says the same thing as before.
+        """
+        if self._dtype is None:
+            return None
+        keys, get, width = self._keys, self._get, len(self._keys)
+        rows: list[Any] = []
+        for inst in instances:
+            kind = type(inst)
+            if kind is dict:
+                if inst.keys() != keys:
+                    return None
+                rows.append(get(inst))
+            elif kind is list and len(inst) == width:
+                rows.append(inst)
+            else:
+                return None
+        if not {type(v) for row in rows for v in row} <= _NUMBER_TYPES:
+            return None  # bool, str, None...: the row-by-row checks decide
+        try:
+            matrix = np.asarray(rows, dtype=self._dtype)
+        except (OverflowError, ValueError, TypeError):
+            return None
+        # Finite and within the numbers the document allows (NaN fails the comparison).
+        return matrix if (np.abs(matrix) <= 1e308).all() else None
 
     def matrix_input(self, x: Any) -> Any:
         """The model input for a 2-D float array, or None if it needs the row-by-row checks.
@@ -249,11 +297,19 @@ class ModelRuntime:
             return values
         return [_check_value(c, v, i) for c, v in zip(cols, values, strict=True)]
 
-    def _frame(self, rows: list[list[Any]]) -> Any:
+    def _frame(self, rows: Any) -> Any:
         if not self.schema.frame:
             dtype = self.schema.columns[0].dtype if self._all_float else None
             return np.asarray(rows, dtype=dtype)
         import pandas as pd
+
+        if self._dtype is not None and isinstance(rows, np.ndarray):
+            # One block of the schema's dtype: what the per-column astype below makes of
+            # these values, at a tenth of the cost, and cheaper for the model to read.
+            if self._pd_columns is None:
+                self._pd_columns = pd.Index(self.schema.names)
+            return pd.DataFrame(rows.astype(self._dtype, copy=False), columns=self._pd_columns,
+                                copy=False)  # fmt: skip
 
         df = pd.DataFrame(rows, columns=self.schema.names)
         for c in self.schema.columns:

@@ -92,6 +92,7 @@ def _head_env(settings: Settings) -> dict[str, str]:
     env = dict(os.environ)
     env.pop("RAY_ADDRESS", None)
     env["RAY_USAGE_STATS_ENABLED"] = "0"
+    env.update(_ray.WORKER_PRIORITY)
     env.update(ingress.environment(settings))
     env.update(lockdown.head_environment(settings))
     return env

@@ -3,7 +3,8 @@
 A caller's answer never waits for its copy: the copy joins a queue once the answer is
 made, and the queue is answered every :data:`FLUSH_S` in one go, in a thread (never on
 the event loop): each copy goes through the shadow version's own validation, the valid
-ones through one model call (as :meth:`ModelReplica._batched` does for callers), so a
+ones through one model call per version (:func:`~.batcher.run_by_version`, as for
+callers), so a
 shadow at rate 1 costs one model call per flush rather than one per request. Whatever the
 shadow does, fails or raises ends here. Its answers are written to the payload log under
 the callers' request ids, marked ``shadow``, and their agreement with the answers the
@@ -21,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from .batcher import run_by_version
 from .loaded import LoadedVersion
 from .telemetry import Telemetry
 
@@ -71,34 +73,23 @@ def _finish(copy: _Copy, out: Any) -> None:
 
 def answer_all(copies: list[_Copy]) -> None:
     """Answer every copy (in a thread): validate each, one model call per version and method."""
-    groups: dict[tuple[int, str], list[tuple[_Copy, Any]]] = {}
+    valid: list[tuple[_Copy, Any]] = []
     for copy in copies:
         try:
             runtime = copy.state.runtime
             x = runtime.to_model_input(runtime.instances_from_body(copy.body))
             copy.rows = len(x)
-            groups.setdefault((id(copy.state), copy.method), []).append((copy, x))
+            valid.append((copy, x))
         except Exception as exc:
             _fail(copy, exc)
-    for members in groups.values():
-        runtime, method = members[0][0].state.runtime, members[0][0].method
-        inputs = [x for _, x in members]
+    outs = run_by_version([(c.state, c.method, x) for c, x in valid])
+    for (copy, _), out in zip(valid, outs, strict=True):
         try:
-            out = runtime.run(method, inputs[0] if len(inputs) == 1 else runtime.concat(inputs))
-        except Exception:  # one copy failed the batch: each alone, so only it fails
-            for copy, x in members:
-                try:
-                    _finish(copy, runtime.run(method, x))
-                except Exception as exc:
-                    _fail(copy, exc)
-            continue
-        start = 0
-        for copy, x in members:
-            try:
-                _finish(copy, out[start : start + len(x)])
-            except Exception as exc:
-                _fail(copy, exc)
-            start += len(x)
+            if isinstance(out, BaseException):
+                raise out
+            _finish(copy, out)
+        except Exception as exc:
+            _fail(copy, exc)
 
 
 class ShadowQueue:
