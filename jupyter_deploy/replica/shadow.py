@@ -3,9 +3,8 @@
 A caller's answer never waits for its copy: the copy joins a queue once the answer is
 made, and the queue is answered every :data:`FLUSH_S` in one go, in a thread (never on
 the event loop): each copy goes through the shadow version's own validation, the valid
-ones through one model call per version (:func:`~.batcher.run_by_version`, as for
-callers), so a
-shadow at rate 1 costs one model call per flush rather than one per request. Whatever the
+ones through one model call (:func:`~.batcher.run_by_version`, as callers' batches do),
+so a shadow at rate 1 costs one model call per flush rather than one per request. Whatever the
 shadow does, fails or raises ends here. Its answers are written to the payload log under
 the callers' request ids, marked ``shadow``, and their agreement with the answers the
 callers got is counted for :meth:`Deployment.traffic`.
