@@ -60,7 +60,9 @@ def test_a_failing_canary_goes_back_to_zero(cluster: Any, iris: tuple[Any, Any])
             took = time.time() - started
             time.sleep(1)
         assert canary["state"] == "rolled_back" and "error rate" in canary["reason"], canary
-        assert took <= 2 * FAST["interval_s"] + 5, took  # within two intervals (+ the deploy)
+        # Decided within two intervals of the canary's start (the controller's own clock;
+        # the test's wall clock, `took`, also holds the deploy and a loaded machine's waits).
+        assert canary["ended"] - canary["started"] <= 2 * FAST["interval_s"], (canary, took)
         after = jd.get("canary-bad")
         assert after.version == 1 and after.traffic()["weights"] == {1: 1.0}
         assert after.predict(x.head(3)).tolist() == _model(1.0, iris).predict(x.head(3)).tolist()

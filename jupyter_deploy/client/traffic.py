@@ -231,4 +231,5 @@ def _canary(canary: Canary | None) -> dict[str, Any] | None:
     return {"version": canary.version, "baseline": canary.baseline, "state": canary.state,
             "share": canary.share, "step": canary.step, "steps": list(canary.policy.steps),
             "next_decision": canary.next_decision, "reason": canary.reason,
+            "started": canary.started, "ended": canary.ended,
             "policy": asdict(canary.policy)}  # fmt: skip
