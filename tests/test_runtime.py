@@ -136,7 +136,6 @@ def test_integer_columns_reject_fractions() -> None:
     [
         [RECORD],
         [RECORD, list(RECORD.values()), {**RECORD, "petal_width": 3}],  # records, rows, an int
-        [{**RECORD, "petal_width": True}],  # a bool: accepted by the row-by-row checks
         [{**RECORD, "petal_width": 2**70}],  # an int no int64 holds
     ],
 )
@@ -160,6 +159,8 @@ def test_column_wise_checks_build_what_the_row_checks_build(
         [RECORD, {**RECORD, "petal_width": None}],
         [RECORD, [1.0, 2.0]],
         [RECORD, {**RECORD, "petal_width": [1.0]}],
+        [RECORD, {**RECORD, "petal_width": True}],  # a bool is no number (as the document says)
+        [RECORD, {**RECORD, "petal_width": 1.5e308}],  # past the document's bound
     ],
 )
 def test_the_first_bad_instance_is_named_as_before(

@@ -27,25 +27,23 @@ import numpy as np
 
 try:  # orjson parses and dumps several times faster; the runtime works without it.
     import orjson
+except ImportError:  # pragma: no cover - depends on the serving environment
+    orjson = None
 
-    def loads(body: bytes) -> Any:
+
+def loads(body: bytes) -> Any:
+    if orjson is not None:
         try:
             return orjson.loads(body)
-        except orjson.JSONDecodeError:
-            # Python's json (and so many clients) writes NaN/Infinity, which orjson
-            # refuses; parse those leniently so the NaN policy can name the column.
-            return json.loads(body)
+        except orjson.JSONDecodeError:  # NaN/Infinity (Python's json writes them): below,
+            pass  # leniently, so the NaN policy can name the column
+    return json.loads(body)
 
-    def dumps(obj: Any) -> bytes:
+
+def dumps(obj: Any) -> bytes:
+    if orjson is not None:
         return orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY)
-
-except ImportError:  # pragma: no cover - depends on the serving environment
-
-    def loads(body: bytes) -> Any:
-        return json.loads(body)
-
-    def dumps(obj: Any) -> bytes:
-        return json.dumps(obj).encode()
+    return json.dumps(obj).encode()
 
 
 SCHEMA_FILE = "input_schema.json"
@@ -55,11 +53,11 @@ MAX_NAMED_ERRORS = 5
 NUMBER_LIMIT = 10**308
 
 
+_NUMBER_TYPES = frozenset({int, float})
+
+
 def _too_big(value: int | float) -> bool:
     return abs(value) > (NUMBER_LIMIT if isinstance(value, int) else 1e308)
-
-
-_NUMBER_TYPES = frozenset({int, float})
 
 
 class InputError(ValueError):
@@ -159,8 +157,7 @@ class ModelRuntime:
         self.max_batch_rows = max_batch_rows
         self._index = {c.name: i for i, c in enumerate(schema.columns)}
         self._all_float = all(c.kind == "float" and not c.nullable for c in schema.columns)
-        # Precomputed for the column-wise fast path (:meth:`_matrix`): one dtype for every
-        # column, the names as a set to compare a record's keys with, a C-level getter.
+        # For the column-wise fast path (:meth:`_matrix`): one dtype, the key set, a getter.
         dtypes = {c.dtype for c in schema.columns}
         self._dtype = dtypes.pop() if self._all_float and len(dtypes) == 1 else None
         self._keys = frozenset(self._index)
@@ -173,11 +170,8 @@ class ModelRuntime:
     def from_dir(
         cls, path: str | Path, max_batch_rows: int = 10_000, runtime: str | None = None
     ) -> ModelRuntime:
-        """Load the model and schema that :func:`save_model_files` wrote into ``path``.
-
-        The model is run as ``runtime`` says (``python``: the pickle, ``onnx``: the graph;
-        see ``jd_models.py``), by default as the deployment chose.
-        """
+        """Load the model and schema the Bento build wrote into ``path``, run as ``runtime``
+        says (``python``: the pickle, ``onnx``: the graph; see ``jd_models.py``)."""
         path = Path(path)
         schema = InputSchema.from_dict(json.loads((path / SCHEMA_FILE).read_text()))
         return cls(models().load(path, schema.names, runtime), schema, max_batch_rows)
@@ -216,26 +210,16 @@ class ModelRuntime:
             raise InputError(f"the instances do not fit the columns' types: {exc}") from None
 
     def _matrix(self, instances: list[Any]) -> Any:
-        """The instances as one 2-D array when every check passes at once, else None.
-
-        For a schema of non-nullable float columns of one dtype, :meth:`_row` accepts an
-        instance exactly when it has the schema's keys (or length) and every value is a
-        finite int or float. That is checked here column-wise: one comparison of the key
-        set per record, one set of the value types, one ``isfinite`` over the array. Any
-        doubt returns None and the row-by-row checks run, so an error names the same
-        instance and says the same thing as before.
-        """
+        """The instances as one 2-D array if :meth:`_row` would accept them all (the schema's
+        keys or width; ints or floats within +-1e308), checked column-wise; else None."""
         if self._dtype is None:
             return None
         keys, get, width = self._keys, self._get, len(self._keys)
         rows: list[Any] = []
         for inst in instances:
-            kind = type(inst)
-            if kind is dict:
-                if inst.keys() != keys:
-                    return None
+            if type(inst) is dict and inst.keys() == keys:
                 rows.append(get(inst))
-            elif kind is list and len(inst) == width:
+            elif type(inst) is list and len(inst) == width:
                 rows.append(inst)
             else:
                 return None
@@ -249,18 +233,14 @@ class ModelRuntime:
         return matrix if (np.abs(matrix) <= 1e308).all() else None
 
     def matrix_input(self, x: Any) -> Any:
-        """The model input for a 2-D float array, or None if it needs the row-by-row checks.
-
-        Batch jobs' fast path: for a schema of non-nullable float columns, the rows of
-        ``x`` pass :meth:`to_model_input` exactly when every value is finite, which numpy
-        checks at once (the per-value loop costs ~20 ms per 8,192 rows). Anything else
-        (other kinds, a non-finite value, too many rows) returns None.
-        """
+        """Batch jobs' fast path: the model input for a 2-D float array whose rows
+        :meth:`to_model_input` would accept (checked at once: the per-value loop costs ~20 ms
+        per 8,192 rows), or None for the row-by-row checks."""
         if not self._all_float or getattr(x, "ndim", 0) != 2 or x.dtype.kind != "f":
             return None
         if x.shape[1] != len(self.schema.columns) or not 0 < len(x) <= self.max_batch_rows:
             return None
-        return self._frame(x) if np.isfinite(x).all() else None
+        return self._frame(x) if (np.abs(x) <= 1e308).all() else None
 
     def _row(self, inst: Any, i: int) -> list[Any]:
         cols = self.schema.columns
@@ -268,16 +248,10 @@ class ModelRuntime:
             if len(inst) != len(cols) or any(k not in self._index for k in inst):
                 missing = [c.name for c in cols if c.name not in inst]
                 extra = [str(k) for k in inst if k not in self._index]
-                parts = []
-                if missing:
-                    parts.append(f"missing column(s) {_names(missing)}")
-                if extra:
-                    parts.append(f"unknown column(s) {_names(extra)}")
-                raise InputError(
-                    f"instance {i}: "
-                    + "; ".join(parts)
-                    + f" (expected {_names(self.schema.names)})"
-                )
+                parts = [f"missing column(s) {_names(missing)}"] if missing else []
+                parts += [f"unknown column(s) {_names(extra)}"] if extra else []
+                raise InputError(f"instance {i}: {'; '.join(parts)} "
+                                 f"(expected {_names(self.schema.names)})")  # fmt: skip
             values = [inst[c.name] for c in cols]
         elif isinstance(inst, list):
             if len(inst) != len(cols):
@@ -292,7 +266,8 @@ class ModelRuntime:
             )
         if self._all_float:  # fast path for the common all-numeric model
             for c, v in zip(cols, values, strict=True):
-                if not (type(v) is int or (type(v) is float and math.isfinite(v))):
+                # finite and within the document's bound (NaN fails the comparison)
+                if not (type(v) in _NUMBER_TYPES and -1e308 <= v <= 1e308):
                     _check_value(c, v, i)
             return values
         return [_check_value(c, v, i) for c, v in zip(cols, values, strict=True)]
@@ -359,26 +334,12 @@ class ModelRuntime:
         return pd.concat(inputs, ignore_index=True)
 
 
-def save_model_files(
-    path: str | Path, model_bytes: bytes, schema: InputSchema, extra: dict[str, bytes] | None = None
-) -> None:
-    """Write the pickled model, its schema and ``extra`` files (an ONNX graph and its
-    ``serving.json``) where :meth:`ModelRuntime.from_dir` reads them."""
-    path = Path(path)
-    (path / models().MODEL_FILE).write_bytes(model_bytes)
-    (path / SCHEMA_FILE).write_text(json.dumps(schema.to_dict(), indent=2))
-    for name, data in (extra or {}).items():
-        (path / name).write_bytes(data)
-
-
 def models() -> Any:
-    """The model loaders shipped beside this file (``jd_models.py``; ``models.py`` in the
-    package), imported by path: replicas import this module by path under a name of its
-    version, so neither a relative nor a plain import would find its sibling."""
+    """The model loaders beside this file (``jd_models.py``; ``models.py`` in the package),
+    imported by path (replicas import this module by path, under a name per version): one
+    copy per runtime module, so two versions in one replica each keep theirs."""
     here = Path(__file__).parent
     file = here / "jd_models.py" if (here / "jd_models.py").exists() else here / "models.py"
-    # In the package this is the package's own module (one copy per process); in a Bento,
-    # one per runtime module, so two versions in one replica each keep theirs.
     name = f"{__package__}.models" if __package__ else f"{__name__}_models"
     if name not in sys.modules:
         spec = importlib.util.spec_from_file_location(name, file)

@@ -93,12 +93,26 @@ def model_metadata(cap: ModelCapture, pins: list[str]) -> dict[str, Any]:
     }
 
 
+def _save_model_files(
+    path: str | Path, model_bytes: bytes, schema: Any, extra: dict[str, bytes] | None = None
+) -> None:
+    """Write the pickled model, its schema and ``extra`` files (an ONNX graph and its
+    ``serving.json``) where :meth:`ModelRuntime.from_dir` reads them."""
+    path = Path(path)
+    from .._bento.models import MODEL_FILE
+    from .._bento.runtime import SCHEMA_FILE
+
+    (path / MODEL_FILE).write_bytes(model_bytes)
+    (path / SCHEMA_FILE).write_text(json.dumps(schema.to_dict(), indent=2))
+    for name, data in (extra or {}).items():
+        (path / name).write_bytes(data)
+
+
 def build_bento(cap: ModelCapture, spec: DeploymentSpec) -> BentoRef:
     """Save the model and build its Bento, or return the identical one already built."""
     import bentoml
 
     from .._bento.models import SERVING_FILE
-    from .._bento.runtime import save_model_files
     from .reference import REFERENCE_FILE
 
     pins = pinned_requirements(cap.modules)
@@ -114,7 +128,7 @@ def build_bento(cap: ModelCapture, spec: DeploymentSpec) -> BentoRef:
             metadata=meta,
         ) as bento_model:
             files = {**cap.runtime_files, SERVING_FILE: json.dumps(cap.serving).encode()}
-            save_model_files(bento_model.path, cap.model_bytes, cap.schema, files)
+            _save_model_files(bento_model.path, cap.model_bytes, cap.schema, files)
             if cap.reference is not None:
                 Path(bento_model.path, REFERENCE_FILE).write_text(json.dumps(cap.reference))
         with tempfile.TemporaryDirectory(prefix="jd-bento-") as ctx:
