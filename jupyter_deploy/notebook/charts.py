@@ -156,8 +156,8 @@ def versions_table(rows: Sequence[dict[str, Any]], window_s: int) -> str:
         return "-" if not isinstance(value, int | float) else format(value, fmt)
 
     def diff(r: dict[str, Any], key: str, fmt: str) -> str:
-        d = r.get(key) or {}
-        if d.get("diff") is None:
+        d = r.get(key)  # a DataFrame gives the baseline's row NaN here, not None
+        if not isinstance(d, dict) or d.get("diff") is None:
             return ""
         lo, hi = d["ci95"]
         ci = f"95 % {format(lo, fmt)}…{format(hi, fmt)}"
