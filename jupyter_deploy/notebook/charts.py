@@ -152,8 +152,9 @@ def segments_table(report: dict[str, Any]) -> str:
 def versions_table(rows: Sequence[dict[str, Any]], window_s: int) -> str:
     """The live versions side by side (``Deployment.compare()`` rows), baseline first."""
 
-    def num(value: object, fmt: str) -> str:
-        return "-" if not isinstance(value, int | float) else format(value, fmt)
+    def num(value: object, fmt: str) -> str:  # None, or NaN from a DataFrame: no figure
+        ok = isinstance(value, int | float) and value == value
+        return format(value, fmt) if ok else "-"
 
     def diff(r: dict[str, Any], key: str, fmt: str) -> str:
         d = r.get(key)  # a DataFrame gives the baseline's row NaN here, not None
@@ -183,4 +184,4 @@ def versions_table(rows: Sequence[dict[str, Any]], window_s: int) -> str:
 
 
 def _agreement(share: float | None) -> str:
-    return "" if share is None else f" agrees {share:.1%}"
+    return "" if share is None or share != share else f" agrees {share:.1%}"
