@@ -85,6 +85,8 @@ class CanaryController:
                verdict: Verdict) -> None:  # fmt: skip
         import ray
 
+        # The record as it is now (a key revoked since the tick began must stay revoked).
+        rec = ray.get(reg.get.remote(rec.name)) or rec
         live, traffic = plan(rec, canary, verdict)
         try:
             push(rec, self._base_url, live, traffic, self._timeout)
@@ -101,11 +103,6 @@ class CanaryController:
             target = live_target(fresh)
             rollout(target, probe(f"{self._base_url}/{rec.name}", rec.name),
                     self._timeout, serving=target_of(rec, live, traffic))  # fmt: skip
-
-    def pid(self) -> int:
-        import os
-
-        return os.getpid()
 
 
 def handle(base_url: str, timeout: float) -> Any:
