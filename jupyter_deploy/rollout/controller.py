@@ -85,8 +85,13 @@ class CanaryController:
                verdict: Verdict) -> None:  # fmt: skip
         import ray
 
-        # The record as it is now (a key revoked since the tick began must stay revoked).
-        rec = ray.get(reg.get.remote(rec.name)) or rec
+        # The record as it is now: a key revoked since the tick began stays revoked, and a
+        # canary a person ended meanwhile is left alone.
+        rec = ray.get(reg.get.remote(rec.name))
+        if rec is None or rec.canary is None or rec.canary.started != canary.started:
+            return
+        if rec.canary.state != "running":
+            return
         live, traffic = plan(rec, canary, verdict)
         try:
             push(rec, self._base_url, live, traffic, self._timeout)
