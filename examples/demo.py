@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
+from datetime import timedelta
 
 import httpx
 from sklearn.datasets import load_breast_cancer
@@ -31,12 +33,17 @@ def main() -> None:
     took = time.perf_counter() - started
     print(f"deployed {dep.name} v{dep.version} at {dep.url} in {took:.1f} s")
 
-    # Query it over plain HTTP, as any client would.
+    # Query it over plain HTTP, as any client would. The key: the deployment's first one if
+    # this process made the deployment; after a restart (a new version of an existing
+    # deployment) this process holds none, and makes one for itself, for the predict route.
+    token = dep.token or dep.create_key(
+        f"demo-{uuid.uuid4().hex[:6]}", scopes=["predict"], expires_in=timedelta(days=1)
+    )
     rows = json.loads(x_test.head(5).to_json(orient="records"))
     resp = httpx.post(
         f"{dep.url}/predict",
         json={"instances": rows},
-        headers={"Authorization": f"Bearer {dep.token}"},
+        headers={"Authorization": f"Bearer {token}"},
         timeout=30,
     )
     served = resp.json()["predictions"]

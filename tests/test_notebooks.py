@@ -144,6 +144,7 @@ def test_deploy_notebook_gates_every_rollout(cluster: Any, tmp_path: Path) -> No
     assert "no live version -> PASS" in text
     record = next(d["application/json"] for d in data_out if "application/json" in d)
     dep = jd.get("gated")
+    dep.create_key("test-load", scopes=["predict"])  # the run's key stayed in its kernel
     assert record["bento_tag"] == dep.bento_tag and record["version"] == 1
     assert record["candidate_score"] > 0.9 and record["champion_score"] is None
     assert any("application/vnd.jupyter.widget-view+json" in d for d in data_out)  # monitor

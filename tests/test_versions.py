@@ -115,18 +115,22 @@ def test_failed_version_leaves_the_previous_one_serving(cluster: Any,
 
 
 def test_another_process_sees_the_same_deployments(iris_dep: Any) -> None:
-    code = (
+    code = (  # only hashes are stored: another process makes a key of its own to call
         "import json, jupyter_deploy as jd\n"
         "d = jd.get('iris')\n"
-        "print(json.dumps({'version': d.version, 'token': d.token, 'url': d.url,\n"
+        "token = d.token\n"
+        "d.create_key('another-process', scopes=['predict'])\n"
+        "print(json.dumps({'version': d.version, 'token': token, 'url': d.url,\n"
         "  'names': [x.name for x in jd.list_deployments()],\n"
         "  'pred': d.predict([[5.1, 3.5, 1.4, 0.2]]).tolist()}))\n"
+        "d.revoke_key('another-process')\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=120, env=os.environ.copy())  # fmt: skip
     assert out.returncode == 0, out.stderr[-2000:]
     seen = json.loads(out.stdout.strip().splitlines()[-1])
-    assert seen["version"] == iris_dep.version and seen["token"] == iris_dep.token
+    assert seen["version"] == iris_dep.version and seen["token"] is None
+    assert iris_dep.token is not None  # the kernel that deployed keeps its first key
     assert seen["url"] == iris_dep.url and "iris" in seen["names"]
     assert seen["pred"] == iris_dep.predict(ROW).tolist()
 

@@ -9,9 +9,11 @@ worse than the champion by more than ``max_regression`` (both in the metric's un
 
 from __future__ import annotations
 
+import datetime
 import html
 import json
 import math
+import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -231,12 +233,21 @@ def champion_predictions(name: str, holdout: Holdout) -> tuple[int, Any] | None:
         dep = api.get(name)
     except DeploymentNotFoundError:
         return None
+    # Only hashes are stored: a run in a new process scores with a key of its own, made
+    # for the predict scope, for an hour at most, and revoked once the scores are in.
+    key = None
+    if dep.spec.get("auth", True) and dep.token is None:
+        key = f"gate-{uuid.uuid4().hex[:8]}"
+        dep.create_key(key, scopes=["predict"], expires_in=datetime.timedelta(hours=1))
     try:
         parts = [dep.predict(holdout.x.iloc[i : i + CHUNK_ROWS])
                  for i in range(0, len(holdout.x), CHUNK_ROWS)]  # fmt: skip
     except PredictionError as exc:  # unscorable champion: do not replace it blindly
         raise GateFailedError(f"the live v{dep.version} of '{name}' cannot score the holdout "
                               f"({exc}); it keeps serving.") from None  # fmt: skip
+    finally:
+        if key is not None:
+            dep.revoke_key(key)
     return int(dep.version or 0), np.concatenate(parts)
 
 
