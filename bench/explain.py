@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from loadgen import finish_wrk, post_json, require_wrk, run_wrk, start_wrk
+from report import emit
 
 
 def _data(n: int = 2000) -> tuple[Any, Any]:
@@ -96,11 +97,7 @@ def main() -> None:
     finally:
         jd.stop_cluster(forget=True)
         tmp.cleanup()
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "explain.json").write_text(text)
+    emit(result, args.out, "explain.json")
 
 
 if __name__ == "__main__":

@@ -29,6 +29,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from report import emit
+
 ROW = json.dumps({"instances": [[5.1, 3.5, 1.4, 0.2]]})
 
 
@@ -138,11 +140,7 @@ def main() -> None:
         "fifty_over_one": mean(plain["fifty_keys"]) / mean(plain["one_key"]),
         "tls_over_plain": mean(tls["one_key"]) / mean(plain["one_key"]),
     }
-    text = json.dumps({"plain": plain, "tls": tls, "summary": summary}, indent=2)
-    print(text)
-    if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "keys_tls.json").write_text(text)
+    emit({"plain": plain, "tls": tls, "summary": summary}, args.out, "keys_tls.json")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from loadgen import require_wrk, run_wrk
+from report import emit
 
 RUNTIMES = ("python", "onnx")
 
@@ -99,11 +100,9 @@ def main() -> None:
         key: {f: statistics.median(r[key][f] for r in rounds) for f in rounds[0][key]}
         for key in rounds[0]
     }
-    text = json.dumps({"rounds": rounds, "median": median, "load": os.getloadavg()}, indent=2)
-    print(text)
-    if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "onnx_runtime.json").write_text(text)
+    emit(
+        {"rounds": rounds, "median": median, "load": os.getloadavg()}, args.out, "onnx_runtime.json"
+    )
 
 
 if __name__ == "__main__":

@@ -186,3 +186,17 @@ def write(
     md_path = out_dir / "results.md"
     md_path.write_text(_markdown(figures, table, meta))
     return json_path, md_path
+
+
+def medians(rounds: list[dict[str, float]]) -> dict[str, float]:
+    """Each figure's median over the rounds of a standalone bench script."""
+    return {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
+
+
+def emit(data: dict[str, Any], out: Path | None, name: str) -> None:
+    """Print a standalone bench script's results as JSON; with ``out``, also write them there."""
+    text = json.dumps(data, indent=2)
+    print(text)
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / name).write_text(text)

@@ -14,15 +14,14 @@ Target: restore of 5 <= 1.5x the cold start of one, measured in the same round.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
+from report import emit, medians
 
 
 def _answers(url: str, token: str, row: dict[str, float], version: int) -> bool:
@@ -90,12 +89,7 @@ def main() -> None:
               file=sys.stderr)  # fmt: skip
         rounds.append(result)
     tmp.cleanup()
-    summary = {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
-    text = json.dumps({"rounds": rounds, "median": summary}, indent=2)
-    print(text)
-    if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "restore.json").write_text(text)
+    emit({"rounds": rounds, "median": medians(rounds)}, args.out, "restore.json")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import random
-import statistics
 import sys
 import tempfile
 import threading
@@ -27,9 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
-sys.path.insert(0, str(Path(__file__).parent))
 from loadgen import run_wrk
+from report import emit, medians
 
 INTERVAL_S = 5
 
@@ -157,12 +155,7 @@ def main() -> None:
     finally:
         jd.stop_cluster(forget=True)
         tmp.cleanup()
-    summary = {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
-    text = json.dumps({"rounds": rounds, "median": summary}, indent=2)
-    print(text)
-    if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "traffic.json").write_text(text)
+    emit({"rounds": rounds, "median": medians(rounds)}, args.out, "traffic.json")
 
 
 if __name__ == "__main__":
