@@ -20,6 +20,19 @@ from typing import Any
 
 import httpx
 
+
+def stop_group(proc: subprocess.Popen[Any] | None) -> None:
+    """Stop a server started in a session of its own, with its workers: TERM, then KILL."""
+    if proc is None or proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 # The service of the stand-in Bento: same route and payloads as the project's endpoint.
 _SERVICE_SOURCE = """\
 import bentoml
@@ -142,11 +155,4 @@ class BentoServer:
         return [p.pid for p in psutil.Process(self.proc.pid).children(recursive=True)]
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+        stop_group(self.proc)

@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import ours
 import peer_mlserver
-from bento_ref import BentoServer
+from bento_ref import BentoServer, stop_group
 from loadgen import post_json, require_wrk, run_wrk
 from peer_models import MODELS, expected, fit, records, records_body
 from peer_report import write_report
@@ -66,9 +66,7 @@ class Uvicorn:
                                      stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, 15)
-            self.proc.wait(timeout=20)
+        stop_group(self.proc)
 
 
 def _check(peer: Peer, sample: Any) -> None:
