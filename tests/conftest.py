@@ -81,6 +81,22 @@ def bentoml_serve(tag: str, log: Path, env: dict[str, str] | None = None) -> Ite
             proc.wait(timeout=30)
 
 
+def people(n: int = 300, seed: int = 0) -> tuple[Any, Any]:
+    """A small tabular set of people (numbers and categories); the label depends on two."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    x = pd.DataFrame({
+        "age": rng.integers(18, 80, n),
+        "income": rng.normal(50, 15, n).round(2),
+        "sex": rng.choice(["F", "M"], n),
+        "region": rng.choice(["north", "south", "east"], n),
+    })  # fmt: skip
+    y = ((x["income"] > 50) ^ (x["region"] == "south")).to_numpy().astype(int)
+    return x, y
+
+
 class Load:
     """Posts one row in a loop (bounded in time) and records status and served version."""
 

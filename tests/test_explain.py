@@ -11,6 +11,7 @@ import cloudpickle
 import httpx
 import numpy as np
 import pytest
+from conftest import people as people_of
 from conftest import wait_for
 
 import jupyter_deploy as jd
@@ -21,17 +22,7 @@ cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 
 def people(n: int = 300) -> tuple[Any, Any]:
-    import pandas as pd
-
-    rng = np.random.default_rng(1)
-    x = pd.DataFrame({
-        "age": rng.integers(18, 80, n),
-        "income": rng.normal(50, 15, n).round(2),
-        "sex": rng.choice(["F", "M"], n),
-        "region": rng.choice(["north", "south", "east"], n),
-    })  # fmt: skip
-    y = ((x["income"] > 50) ^ (x["region"] == "south")).to_numpy().astype(int)
-    return x, y
+    return people_of(n, seed=1)
 
 
 class SlowOnReplica:

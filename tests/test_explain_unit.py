@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import people
 
 from jupyter_deploy._bento.runtime import ModelRuntime
 from jupyter_deploy.build.capture import infer_schema
@@ -19,15 +20,7 @@ TOL = 1e-6
 
 
 def _people(n: int = 300) -> tuple[pd.DataFrame, np.ndarray]:
-    rng = np.random.default_rng(0)
-    x = pd.DataFrame({
-        "age": rng.integers(18, 80, n),
-        "income": rng.normal(50, 15, n).round(2),
-        "sex": rng.choice(["F", "M"], n),
-        "region": rng.choice(["north", "south", "east"], n),
-    })  # fmt: skip
-    y = ((x["income"] > 50) ^ (x["region"] == "south")).to_numpy().astype(int)
-    return x, y
+    return people(n, seed=0)
 
 
 def _explainer(model: Any, x: pd.DataFrame, background: bool = True) -> tuple[Explainer, Any]:
