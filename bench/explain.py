@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from isolated import own_cluster
 from loadgen import finish_wrk, post_json, require_wrk, run_wrk, start_wrk
 from report import emit
 
@@ -59,13 +58,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     require_wrk()
-    os.environ.setdefault("JD_RAY_PORT", "6595")
-    os.environ.setdefault("JD_HTTP_PORT", "8595")
-    os.environ.setdefault("JD_REPLICA_PORTS", "34000-34399")
-    os.environ.pop("RAY_ADDRESS", None)
-    tmp = tempfile.TemporaryDirectory(prefix="jd-bench-explain-")
-    os.environ["JD_HOME"] = str(Path(tmp.name) / "home")
-    os.environ["BENTOML_HOME"] = str(Path(tmp.name) / "bentoml")
+    tmp = own_cluster("explain", 6595, 8595, "34000-34399")
     import jupyter_deploy as jd
 
     x, y = _data()

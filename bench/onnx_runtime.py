@@ -16,10 +16,10 @@ import json
 import os
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from isolated import own_cluster
 from loadgen import require_wrk, run_wrk
 from report import emit
 
@@ -70,14 +70,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     require_wrk()
-    os.environ.setdefault("JD_RAY_PORT", "6610")
-    os.environ.setdefault("JD_HTTP_PORT", "8610")
-    os.environ.setdefault("JD_REPLICA_PORTS", "34000-34399")
     os.environ.setdefault("JD_NUM_CPUS", "4")
-    os.environ.pop("RAY_ADDRESS", None)
-    tmp = tempfile.TemporaryDirectory(prefix="jd-bench-onnx-")
-    os.environ["JD_HOME"] = str(Path(tmp.name) / "home")
-    os.environ["BENTOML_HOME"] = str(Path(tmp.name) / "bentoml")
+    tmp = own_cluster("onnx", 6610, 8610, "34000-34399")
 
     from sklearn.datasets import load_iris
 

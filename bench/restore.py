@@ -16,11 +16,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import httpx
+from isolated import own_cluster
 from report import emit, medians
 
 
@@ -75,14 +75,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    os.environ.setdefault("JD_RAY_PORT", "6590")
-    os.environ.setdefault("JD_HTTP_PORT", "8590")
-    os.environ.setdefault("JD_REPLICA_PORTS", "33600-33999")
-    os.environ.pop("RAY_ADDRESS", None)
+    # One BentoML store for every round (BentoML reads its home once per process); each
+    # round sets a JD_HOME of its own (a fresh cluster and store).
+    tmp = own_cluster("restore", 6590, 8590, "33600-33999")
     rounds = []
-    tmp = tempfile.TemporaryDirectory(prefix="jd-bench-restore-")
-    # BentoML reads its home once per process: one store for every round.
-    os.environ["BENTOML_HOME"] = str(Path(tmp.name) / "bentoml")
     for i in range(args.rounds):
         result = one_round(Path(tmp.name), i)
         print(f"round {i + 1}: " + ", ".join(f"{k} {v:.2f}" for k, v in result.items()),

@@ -19,13 +19,13 @@ import json
 import os
 import random
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+from isolated import own_cluster
 from loadgen import run_wrk
 from report import emit, medians
 
@@ -138,11 +138,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    tmp = tempfile.TemporaryDirectory(prefix="jd-bench-traffic-")
-    os.environ.update({"JD_RAY_PORT": "6610", "JD_HTTP_PORT": "8610",
-                       "JD_REPLICA_PORTS": "37000-37499", "JD_HOME": f"{tmp.name}/home",
-                       "BENTOML_HOME": f"{tmp.name}/bentoml"})  # fmt: skip
-    os.environ.pop("RAY_ADDRESS", None)
+    tmp = own_cluster("traffic", 6610, 8610, "37000-37499")
     import jupyter_deploy as jd
 
     rounds = []
