@@ -107,6 +107,11 @@ class Monitor:
         xs = [p["t"] - time.time() for p in series]
         p = snap["latency_ms"]
         fmt = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
+        self.traffic.value = charts.line("requests/s", xs, [p["requests"] for p in series])
+        self.latency.value = charts.line("p95 latency", xs, [p["p95_ms"] for p in series], " ms")
+        self.replicas.value = charts.line("replicas serving", xs, [p["replicas"] for p in series])
+        self.statuses.value = charts.bars(f"status, last {self.window_s} s", snap["by_status"])
+        # the summary last: once it shows a snapshot, every chart above shows it too
         self.summary.value = (
             f"<b>{html.escape(self.deployment.name)}</b> v{self.deployment.version} · "
             f"{snap['total_requests']} requests since deploy · "
@@ -114,10 +119,6 @@ class Monitor:
             f"p50/p95/p99 {fmt(p['p50'])}/{fmt(p['p95'])}/{fmt(p['p99'])} ms · "
             f"replicas {replicas_now.get('RUNNING', 0)} running"
         )
-        self.traffic.value = charts.line("requests/s", xs, [p["requests"] for p in series])
-        self.latency.value = charts.line("p95 latency", xs, [p["p95_ms"] for p in series], " ms")
-        self.replicas.value = charts.line("replicas serving", xs, [p["replicas"] for p in series])
-        self.statuses.value = charts.bars(f"status, last {self.window_s} s", snap["by_status"])
         self.updates += 1
         if self.updates % QUALITY_EVERY == 1:  # after the first traffic picture, then every 5
             self.refresh_quality()
