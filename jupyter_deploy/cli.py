@@ -13,7 +13,7 @@ import json
 import sys
 from typing import Any
 
-from . import cli_versions
+from . import cli_stream, cli_versions
 from .errors import (
     CanaryRolledBackError,
     DeploymentNotFoundError,
@@ -197,6 +197,7 @@ def parser() -> argparse.ArgumentParser:
         s.add_argument("name")
         s.set_defaults(func=func)
     cli_versions.add_commands(sub)  # keys, traffic, split, shadow, promote, compare
+    cli_stream.add_commands(sub)  # stream start|status|stop
     m = sub.add_parser("metrics", help="Traffic, latency and errors of a deployment.")
     m.add_argument("name")
     m.add_argument("--window", type=int, default=60, help="seconds to summarise (default 60)")

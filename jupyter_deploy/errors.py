@@ -163,6 +163,12 @@ class BatchSpecError(InvalidSpecError):
     status = 400
 
 
+class StreamSpecError(InvalidSpecError):
+    """A stream's options are wrong (a password in the URL, a missing password, counts)."""
+
+    status = 400
+
+
 class BatchInputError(JupyterDeployError):
     """A batch job's input does not exist or cannot be read."""
 

@@ -34,6 +34,7 @@ MODULE_LAYERS = {
     "jupyter_deploy": 9,  # the package root lazily exposes the API and the magics
     "jupyter_deploy.cli": 8,
     "jupyter_deploy.cli_versions": 8,
+    "jupyter_deploy.cli_stream": 8,
     "jupyter_deploy.notebook.monitor": 5,  # views a handle gives out: below client
     "jupyter_deploy.notebook.charts": 5,
     "jupyter_deploy.notebook.magics": 8,

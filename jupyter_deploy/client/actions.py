@@ -3,7 +3,8 @@
 :mod:`jupyter_deploy.client.api` and :class:`~jupyter_deploy.client.deployment.Deployment`
 both call these; they return records, never handles, so neither imports the other's
 module in a circle. Every call connects through :func:`connect`, which restores the
-desired state into Serve the first time this process reaches a cluster.
+desired state into Serve (and the stream consumers) the first time this process reaches
+a cluster.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from ..rollout.reconcile import Restored, reconcile
 from ..rollout.target import live_target, target_of
 from ..settings import Settings
 from ..spec import DeploymentSpec
+from ..stream import jobs
 
 View = tuple[DeploymentRecord, str, dict[str, Any]]
 _reconciled: set[tuple[str, float]] = set()  # clusters (address, start) this process restored
@@ -54,6 +56,8 @@ def connect(
         tick = progress.note if progress is not None else (lambda _m: None)
         restored = reconcile(registry(), cluster.base_url(info, settings),
                              float(settings.deploy_timeout), tick)  # fmt: skip
+        for problem in jobs.restore():  # stream consumers are desired state too
+            tick(problem)
         _reconciled.add(key)
     return info, restored
 
@@ -137,6 +141,7 @@ def scale(name: str, min_replicas: int, max_replicas: int, *, address: str | Non
 def undeploy(name: str, *, address: str | None = None) -> None:
     """Stop serving ``name`` and forget it: versions, history, counters, archives."""
     record(name, address)
+    jobs.stop_all(name)  # its consumers would score with a deployment that is gone
     with contextlib.suppress(DeploymentNotFoundError):
         serving.delete_application(name)
     _ray.call(registry().delete, name)

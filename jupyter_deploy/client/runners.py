@@ -6,6 +6,7 @@ They load the very Bento the endpoint serves, with the same runtime and validati
 
 from __future__ import annotations
 
+import time
 from typing import Any, Protocol
 
 from ..control.records import DeploymentRecord
@@ -99,20 +100,42 @@ class Runners:
         return job.run(_target(self, version), data, output, keep=keep, method=method,
                        overwrite=overwrite, workers=workers, progress=progress)  # fmt: skip
 
-    def stream(self: Handle, url: str, input: str, output: str, *, version: int | None = None,
-               consumers: int = 1, method: str = "predict", **options: Any) -> Any:  # fmt: skip
-        """Score a Redis stream (``XREADGROUP``) into another, on the cluster.
+    def stream(self: Handle, url: str, input: str, output: str, *, group: str = "jupyter_deploy",
+               consumers: int = 1, batch_size: int = 256, version: int | None = None,
+               method: str = "predict", password_env: str = "", dead_letter: str = "",
+               claim_idle_ms: int = 30_000) -> Any:  # fmt: skip
+        """Score a Redis stream (``XREADGROUP``) into another, on the cluster, until stopped.
 
         Each message's ``data`` field (JSON record) or its fields are one instance; the
         answer (``prediction``, ``version``, ``source_id``) is added to ``output`` and the
-        input acknowledged together; refused messages go to ``<input>:dead`` with their
-        reason. Returns a ``StreamJob`` (``stats()``, ``stop()``). See
-        :func:`jupyter_deploy.stream.consumer.start` for ``options``.
+        input acknowledged together; refused messages go to ``<input>:dead`` (or
+        ``dead_letter``) with their reason. The stream is desired state: its consumers
+        outlive this kernel and come back after a cluster restart. Without ``version`` they
+        follow the live version and split. A password goes in an environment variable named
+        by ``password_env``, never in ``url`` (which is saved). Returns a ``StreamJob``
+        (``status()``, ``stats()``, ``stop()``); see :mod:`jupyter_deploy.stream.jobs`.
         """
-        from ..stream.broker import RedisStreams
-        from ..stream.consumer import start
+        from ..control.records import StreamRecord
+        from ..errors import StreamSpecError
+        from ..stream import jobs
+        from ..stream.broker import split_url
 
-        config = RedisStreams(url, input, output, options.pop("group", "jupyter_deploy"),
-                              options.pop("dead_letter", ""))  # fmt: skip
-        return start(_target(self, version), config, consumers=consumers, method=method,
-                     **options)  # fmt: skip
+        if split_url(url)[1] is not None:
+            raise StreamSpecError("The broker URL holds a password, which would be saved with "
+                                 "the stream: put it in an environment variable and pass "
+                                 "password_env='VAR' and the URL without it.")  # fmt: skip
+        if consumers < 1 or batch_size < 1 or claim_idle_ms < 0:
+            raise StreamSpecError("consumers and batch_size must be >= 1, claim_idle_ms >= 0.")
+        target = _target(self, version)  # checks the version exists (default: the live one)
+        if method not in target.methods:
+            raise StreamSpecError(f"{self.name} v{target.version} has no {method}")
+        rec = StreamRecord(self.name, url, input, output, group, dead_letter, consumers,
+                           batch_size, method, version, claim_idle_ms, password_env,
+                           time.time())  # fmt: skip
+        return jobs.start(rec)
+
+    def streams(self: Handle) -> list[Any]:
+        """The streams this deployment's consumers read (``StreamJob``s, any kernel's)."""
+        from ..stream import jobs
+
+        return jobs.jobs(self.name)

@@ -255,3 +255,40 @@ class ReplicaReport:
     failed: str | None = None
     error: str | None = None
     time: float = 0.0
+
+
+@dataclass(frozen=True)
+class StreamRecord:
+    """A stream a deployment consumes, as the store keeps it (its desired state).
+
+    ``url`` never holds a password: ``password_env`` names the environment variable the
+    process that starts (or restores) the consumers reads it from. ``version`` None means
+    the consumers follow the deployment's live version and split.
+    """
+
+    name: str  # the deployment
+    url: str
+    input: str
+    output: str
+    group: str = "jupyter_deploy"
+    dead_letter: str = ""
+    consumers: int = 1
+    batch: int = 256
+    method: str = "predict"
+    version: int | None = None
+    claim_idle_ms: int = 30_000
+    password_env: str = ""
+    started: float = 0.0
+
+    @property
+    def key(self) -> str:
+        """Its identity within the deployment: one group reading one input stream."""
+        return f"{self.input}/{self.group}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StreamRecord:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)

@@ -19,7 +19,7 @@ import time
 from typing import Any
 
 from .keys import ApiKey
-from .records import Canary, DeploymentRecord, ReplicaReport, Traffic
+from .records import Canary, DeploymentRecord, ReplicaReport, StreamRecord, Traffic
 from .store import Store
 
 REGISTRY_NAME = "jupyter_deploy_registry"
@@ -89,6 +89,16 @@ class Registry:
 
     def keys_used(self, name: str, used: dict[str, float]) -> None:
         self._store.keys_used(name, used)
+
+    # -- streams its consumers read (the URL holds no password) ---------------------------
+    def streams(self, name: str | None = None) -> list[StreamRecord]:
+        return self._store.streams(name)
+
+    def put_stream(self, rec: StreamRecord) -> bool:
+        return self._store.put_stream(rec)
+
+    def drop_stream(self, name: str, key: str) -> bool:
+        return self._store.drop_stream(name, key)
 
     def delete(self, name: str) -> bool:
         self._acks.pop(name, None)

@@ -1,7 +1,8 @@
 """The durable desired state: one SQLite database on the head node.
 
 Deployments, their versions (Bento tag, spec, metadata), which version is live, the
-hashes of their keys (never a secret: :mod:`.keys`), the event history, the Bento
+hashes of their keys (never a secret: :mod:`.keys`), the streams their consumers read
+(:mod:`.streamrows`), the event history, the Bento
 archives (as files beside the database) and the last saved monitoring counters.
 Everything in the cluster (the registry actor, Serve's applications, the replicas' loaded
 versions, the aggregator) is a cache of this, rebuilt from it when the cluster starts
@@ -28,6 +29,7 @@ from pathlib import Path
 
 from .keystore import KEYS_SCHEMA, KeyRows
 from .records import Canary, DeploymentRecord, Event, Traffic, VersionRecord
+from .streamrows import STREAMS_SCHEMA, StreamRows
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS deployments (
@@ -65,7 +67,7 @@ CREATE TABLE IF NOT EXISTS counters (
 """
 
 
-class Store(KeyRows):
+class Store(KeyRows, StreamRows):
     """The state database at ``path``; archives live in ``<path's folder>/archives``."""
 
     def __init__(self, path: str | Path) -> None:
@@ -82,7 +84,7 @@ class Store(KeyRows):
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.execute("PRAGMA secure_delete=ON")  # deleted rows are overwritten, not left
         self._hash_old_tokens()
-        self._db.executescript(_SCHEMA + KEYS_SCHEMA)
+        self._db.executescript(_SCHEMA + KEYS_SCHEMA + STREAMS_SCHEMA)
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:

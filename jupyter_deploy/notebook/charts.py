@@ -185,3 +185,23 @@ def versions_table(rows: Sequence[dict[str, Any]], window_s: int) -> str:
 
 def _agreement(share: float | None) -> str:
     return "" if share is None or share != share else f" agrees {share:.1%}"
+
+
+def streams_table(rows: Sequence[dict[str, Any]]) -> str:
+    """One line per stream the deployment consumes: its consumers, rate and backlog."""
+
+    def behind(r: dict[str, Any]) -> str:  # red when the backlog is over 10 s of its rate
+        return "#d62728" if r["lag"] > 10 * max(r["events_per_s"], 1) else "inherit"
+
+    body = "".join(
+        f"<tr><td>{html.escape(str(r['input']))} → {html.escape(str(r['output']))}</td>"
+        f"<td>{r['consumers']}</td><td>{r['events_per_s']:,.1f}</td>"
+        f"<td style='color:{behind(r)}'>{r['lag']:,}</td><td>{r['processed']:,}</td>"
+        f"<td>{r['failed']:,}</td><td>{r['dead_lettered']:,}</td></tr>"
+        for r in rows
+    )
+    return (
+        "<table style='font:11px sans-serif;border-collapse:collapse' cellpadding='3'>"
+        "<tr><th align='left'>stream</th><th>consumers</th><th>events/s</th><th>lag</th>"
+        f"<th>processed</th><th>failed</th><th>dead-lettered</th></tr>{body}</table>"
+    )

@@ -4,7 +4,8 @@ It reads the cluster's aggregator (the replicas' own counts), so it shows the sa
 numbers as any other kernel, the CLI or Prometheus. A background thread refreshes it,
 which keeps the kernel free for other cells; ``stop()`` or the Stop button ends it.
 Drift and accuracy are recomputed every :data:`QUALITY_EVERY` refreshes (they run
-statistical tests over the whole window).
+statistical tests over the whole window), and so are the streams the deployment consumes
+(their lag and events/s: one call to each consumer and one to the broker).
 
 Saved notebooks keep the last picture twice over: the widget state (nbclient and
 JupyterLab save it), and a static HTML copy in the output for renderers without widgets.
@@ -44,6 +45,7 @@ class Monitor:
         self.predictions, self.feature = widgets.HTML(), widgets.HTML()
         self.drift = widgets.HTML()
         self.segments = widgets.HTML()  # deployments made with segments= only
+        self.streams = widgets.HTML()  # deployments with stream consumers only
         stop = widgets.Button(description="Stop updates", layout={"width": "140px"})
         stop.on_click(lambda _button: self.stop())
         self.widget = widgets.VBox(
@@ -56,6 +58,7 @@ class Monitor:
                 widgets.HBox([self.predictions, self.feature]),
                 self.drift,
                 self.segments,
+                self.streams,
             ]
         )
         close = self.widget.close
@@ -122,6 +125,7 @@ class Monitor:
         self.updates += 1
         if self.updates % QUALITY_EVERY == 1:  # after the first traffic picture, then every 5
             self.refresh_quality()
+            self.refresh_streams()
 
     def refresh_versions(self) -> None:
         """With two versions live (a split, a canary, a shadow): them side by side."""
@@ -176,6 +180,11 @@ class Monitor:
         if self.deployment.spec.get("segments"):
             self.segments.value = charts.segments_table(self.deployment.segments())
 
+    def refresh_streams(self) -> None:
+        """Lag and events/s of each stream the deployment's consumers read."""
+        rows = [job.status().to_dict() for job in self.deployment.streams()]
+        self.streams.value = charts.streams_table(rows) if rows else ""
+
     def snapshot_html(self) -> str:
         """The dashboard as static HTML (what a notebook renderer without widgets shows)."""
 
@@ -187,6 +196,7 @@ class Monitor:
             row(self.summary), row(self.versions), row(self.traffic, self.latency),
             row(self.replicas, self.statuses), row(self.quality),
             row(self.predictions, self.feature), row(self.drift), row(self.segments),
+            row(self.streams),
         )) + "</div>"  # fmt: skip
 
     def _repr_mimebundle_(self, **kwargs: object) -> dict[str, object]:
