@@ -135,6 +135,43 @@ class Load:
         return Counter(v for s, v in self.results if s == 200)
 
 
+@contextlib.contextmanager
+def redis_server(workdir: Path, *options: str) -> Iterator[str]:
+    """A real ``redis-server`` (Debian's) on a free loopback port until the block ends."""
+    if shutil.which("redis-server") is None:  # scripts/setup.sh installs it: CI must not skip
+        pytest.fail("redis-server is not installed (apt-get install redis-server)")
+    import redis
+
+    port = free_port()
+    proc = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", str(workdir), *options],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"redis://127.0.0.1:{port}/0"
+
+    def up() -> bool:
+        try:
+            return bool(redis.Redis.from_url(url).ping())
+        except (redis.AuthenticationError, redis.ResponseError):
+            return True  # it answers: it wants a password
+        except redis.ConnectionError:
+            return False
+
+    try:
+        wait_for(up, 30, "redis-server to answer PING")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with redis_server(tmp_path_factory.mktemp("redis")) as url:
+        yield url
+
+
 @pytest.fixture(scope="session")
 def tmp_root() -> Path:
     return _TMP
