@@ -123,6 +123,7 @@ class StreamConsumer:
         self._checked = time.monotonic()
         self._stats = StreamStats(self.name)
         self._recent: deque[tuple[float, int]] = deque()
+        self._started = time.monotonic()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="jd-stream", daemon=True)
         self._thread.start()
@@ -220,7 +221,7 @@ class StreamConsumer:
         """The counts, events/s over the last :data:`RATE_S` and the group's backlog."""
         now = time.monotonic()
         recent = [n for t, n in list(self._recent) if t >= now - RATE_S]
-        self._stats.events_per_s = sum(recent) / RATE_S
+        self._stats.events_per_s = sum(recent) / max(min(RATE_S, now - self._started), 0.1)
         self._stats.versions = self._plan.versions
         try:
             self._stats.pending, self._stats.unread = self.broker.backlog()
