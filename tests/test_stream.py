@@ -140,6 +140,11 @@ def test_cli_stream_start_status_stop(
     assert header.split() == ["input", "output", "group", "consumers", "events_per_s", "lag",
                               "processed", "failed", "dead_lettered", "versions"]  # fmt: skip
     assert line.split()[:4] == ["c-in", "c-out", "cli", "1"]
+    from jupyter_deploy.notebook.monitor import Monitor
+
+    monitor = Monitor(iris_dep)  # %monitor's widget: a row per stream, with lag and events/s
+    monitor.refresh_streams()
+    assert "c-in → c-out" in monitor.streams.value and "events/s" in monitor.streams.value
 
     assert main(["stream", "stop", name, "--input", "c-in"]) == 0
     assert capsys.readouterr().out.strip() == "Stopped 1 stream(s) of 'iris': c-in."
