@@ -146,6 +146,9 @@ def test_cli_stream_start_status_stop(
     monitor.refresh_streams()
     assert "c-in → c-out" in monitor.streams.value and "events/s" in monitor.streams.value
 
+    assert main(["stream", "start", name, redis_url, "--input", "c-in", "--output", "x",
+                 "--group", "cli"]) == 1  # fmt: skip
+    assert "already consumes c-in in group cli" in capsys.readouterr().err
     assert main(["stream", "stop", name, "--input", "c-in"]) == 0
     assert capsys.readouterr().out.strip() == "Stopped 1 stream(s) of 'iris': c-in."
     assert main(["stream", "status", name, "--input", "c-in"]) == 0

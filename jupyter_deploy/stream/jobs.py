@@ -103,10 +103,10 @@ class StreamJob:
         """Let each consumer finish its batch, end it, and forget the stream (its row)."""
         import ray
 
-        final = []
-        for actor in self.actors:
+        final, refs = [], [a.stop.remote() for a in self.actors]  # all finish at once
+        for actor, ref in zip(self.actors, refs, strict=True):
             with contextlib.suppress(ray.exceptions.RayActorError):  # died already
-                final.append(ray.get(actor.stop.remote(), timeout=90))
+                final.append(ray.get(ref, timeout=90))
             ray.kill(actor)
         _ray.call(_registry().drop_stream, self.record.name, self.record.key)
         return final
@@ -139,6 +139,9 @@ def start(rec: StreamRecord) -> StreamJob:
     from ..errors import DeploymentNotFoundError
 
     secret = password(rec)
+    if any(r.key == rec.key for r in _ray.call(_registry().streams, rec.name)):
+        raise StreamSpecError(f"'{rec.name}' already consumes {rec.input} in group {rec.group}; "
+                              "stop that stream first to change it.")  # fmt: skip
     if not _ray.call(_registry().put_stream, rec):
         raise DeploymentNotFoundError(f"No deployment named '{rec.name}' in the cluster.")
     return _spawn(rec, secret)
