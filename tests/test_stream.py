@@ -146,6 +146,18 @@ def test_cli_stream_start_status_stop(
     monitor.refresh_streams()
     assert "c-in → c-out" in monitor.streams.value and "events/s" in monitor.streams.value
 
+    # A consumer killed by the OS comes back under its name; nothing it held is lost.
+    import signal
+
+    import ray
+
+    (job,) = [j for j in iris_dep.streams() if j.record.input == "c-in"]
+    os.kill(ray.get(job.actors[0].pid.remote()), signal.SIGKILL)
+    _send(r, "c-in", iris[0].iloc[25:40], 25)
+    wait_for(lambda: r.xlen("c-out") == 40, 180, "40 answers after the kill")
+    assert sorted(int(a["id"]) for _, a in r.xrange("c-out")) == list(range(40))  # each once
+    assert job.status().consumers == 1
+
     assert main(["stream", "start", name, redis_url, "--input", "c-in", "--output", "x",
                  "--group", "cli"]) == 1  # fmt: skip
     assert "already consumes c-in in group cli" in capsys.readouterr().err

@@ -23,6 +23,7 @@ from __future__ import annotations
 import bisect
 import json
 import logging
+import os
 import random
 import threading
 import time
@@ -228,6 +229,9 @@ class StreamConsumer:
         except Exception:  # the broker is down: the counts still tell something
             _log.warning("could not read the backlog", exc_info=True)
         return self._stats
+
+    def pid(self) -> int:
+        return os.getpid()
 
     def stop(self) -> StreamStats:
         """Finish the current batch, end the loop; return the final counts."""

@@ -26,7 +26,10 @@ from ..errors import StreamSpecError
 from .consumer import StreamConsumer, StreamStats
 
 _log = logging.getLogger(__name__)
-RESOURCES = {"num_cpus": 0.5, "max_concurrency": 3}  # loop thread + stats + stop
+# A consumer whose process dies (killed, out of memory) is started again by Ray under the
+# same name: it takes back its own pending messages first. Bounded, so one that cannot
+# start (its broker is gone) does not restart forever.
+RESOURCES = {"num_cpus": 0.5, "max_concurrency": 3, "max_restarts": 5}
 
 
 @dataclass(frozen=True)
