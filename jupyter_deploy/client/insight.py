@@ -22,7 +22,11 @@ class Insight:
     """Explanations and segments of one deployment; mixed into ``Deployment``."""
 
     def explain(self: Asker, x: Any) -> Any:
-        """Each input column's contribution to the live version's answer for each row of ``x``.
+        """Each input column's contribution to the model's answer for each row of ``x``.
+
+        Under a traffic split the version that explains is the one that would answer the
+        same ``predict`` request (by weight, or by the sticky key); ``df.attrs["version"]``
+        says which.
 
         Returns a DataFrame: one row per instance, one column per input column, then
         ``base_value``, ``output`` (the explained model output: ``base_value`` plus the
@@ -38,6 +42,7 @@ class Insight:
         frame["output"] = answer["output_values"]
         frame["prediction"] = answer["predictions"]
         frame.attrs.update(output=answer["output"], method=answer["method"],
+                           version=answer.get("version"),
                            request_id=answer.get("request_id"))  # fmt: skip
         return frame
 

@@ -190,7 +190,7 @@ class ModelReplica:
                 scope["jd_not_traffic"] = True
                 return await self._feedback(request, headers)
             if path == "/explain":  # the predict scope; runs in its own thread
-                return await self._explaining(request, table.primary)
+                return await self._explaining(request, table)
             return await self._predict(request, table, path[1:])
         scope["jd_not_traffic"] = True
         if path == "/metrics":

@@ -33,6 +33,7 @@ from ..errors import ExplainTimeout, ExplainUnavailable
 from ..explain.explainer import Explainer
 from ..explain.records import Explanation
 from .loaded import LoadedVersion
+from .router import STICKY_HEADER, Routing
 
 THREADS = 1
 CHUNK_ROWS = 256  # rows explained between two looks at the deadline
@@ -101,13 +102,17 @@ class Explaining:
             spent = time.monotonic() - started
             self._free_at = time.monotonic() + spent * (1 / SHARE - 1)
 
-    async def __call__(self, request: Request, state: LoadedVersion) -> Response:
-        scope, headers, runtime = request.scope, state.headers, state.runtime
+    async def __call__(self, request: Request, table: Routing) -> Response:
+        scope = request.scope
         scope["jd_not_traffic"] = True  # not predict traffic: its own latency, no drift
         length = request.headers.get("content-length")
         if length and length.isdigit() and int(length) > self.max_body:
-            return _error(f"body over {self.max_body} bytes", 413, headers)
+            return _error(f"body over {self.max_body} bytes", 413, table.primary.headers)
         body = await request.body()
+        # The version that would answer this request's predict (same weights, same sticky
+        # key), so an explanation under a split explains the prediction the caller got.
+        state = table.pick(body, request.headers.get(STICKY_HEADER))
+        headers, runtime = state.headers, state.runtime
         scope["jd_method"], scope["jd_body"], scope["jd_state"] = "explain", body, state
         try:
             x = runtime.to_model_input(runtime.instances_from_body(body))
@@ -139,5 +144,5 @@ class Explaining:
             return _error("the explainer failed on this input; see the replica log", 500, headers)
         finally:
             self._waiting -= 1
-        answer["request_id"] = scope["jd_request_id"]
+        answer["version"], answer["request_id"] = state.version, scope["jd_request_id"]
         return Response(state.dumps(answer), media_type="application/json", headers=headers)
