@@ -42,7 +42,7 @@ class Monitor:
         self.replicas, self.statuses = widgets.HTML(), widgets.HTML()
         self.quality, self.versions = widgets.HTML(), widgets.HTML()
         self.predictions, self.feature = widgets.HTML(), widgets.HTML()
-        self.drift = widgets.HTML()
+        self.drift, self.importance = widgets.HTML(), widgets.HTML()
         self.segments = widgets.HTML()  # deployments made with segments= only
         stop = widgets.Button(description="Stop updates", layout={"width": "140px"})
         stop.on_click(lambda _button: self.stop())
@@ -54,7 +54,7 @@ class Monitor:
                 widgets.HBox([self.replicas, self.statuses]),
                 self.quality,
                 widgets.HBox([self.predictions, self.feature]),
-                self.drift,
+                widgets.HBox([self.drift, self.importance]),
                 self.segments,
             ]
         )
@@ -143,6 +143,8 @@ class Monitor:
         """Drift of inputs and predictions, and accuracy from feedback."""
         self.refresh_versions()
         report = self.deployment.drift()
+        # Live importance needs no sample (exact explainers); the reference's does.
+        self.importance.value = charts.importance(report.get("importance"))
         if not report.get("available"):
             reason = report.get("reason") or "no data yet"
             self.quality.value = f"<i>Drift unavailable: {html.escape(reason)}</i>"
@@ -186,7 +188,8 @@ class Monitor:
         return "<div>" + "".join((
             row(self.summary), row(self.versions), row(self.traffic, self.latency),
             row(self.replicas, self.statuses), row(self.quality),
-            row(self.predictions, self.feature), row(self.drift), row(self.segments),
+            row(self.predictions, self.feature), row(self.drift, self.importance),
+            row(self.segments),
         )) + "</div>"  # fmt: skip
 
     def _repr_mimebundle_(self, **kwargs: object) -> dict[str, object]:
