@@ -124,3 +124,13 @@ def test_importance_off_explains_no_traffic(cluster: Any) -> None:
         assert frame.attrs["rows"] == 0
     finally:
         jd.undeploy("impoff")
+
+
+def test_slots_saved_before_importance_load_with_none() -> None:
+    import pickle
+
+    from jupyter_deploy.monitoring.quality import _Slot
+
+    slot = _Slot(0, 1)
+    del slot.__dict__["importance"]
+    assert pickle.loads(pickle.dumps(slot)).importance.rows == 0

@@ -42,6 +42,9 @@ class _Slot:
     segments: Segments = field(default_factory=dict)
     importance: Importance = field(default_factory=Importance)
 
+    def __setstate__(self, state: dict[str, Any]) -> None:  # slots saved before importance
+        self.__dict__.update({"importance": Importance(), **state})
+
 
 @dataclass
 class _Reference:
@@ -217,7 +220,7 @@ class Quality:
 def _importance(ref: _Reference, slots: list[_Slot]) -> dict[str, Any]:
     live = Importance()
     for s in slots:
-        live.merge(getattr(s, "importance", Importance()))  # slots saved before importance
+        live.merge(s.importance)
     columns = getattr(ref, "columns", None) or sorted(live.sums)
     return importance_report(columns, live, getattr(ref, "importance", None))
 
