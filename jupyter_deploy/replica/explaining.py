@@ -132,6 +132,7 @@ class Explaining:
                 self._spare_at = time.monotonic() + 60  # e.g. no background: not every second
             except Exception:
                 _log.warning("live importance of %s failed", self.name, exc_info=True)
+                self._spare_at = time.monotonic() + 60  # one warning a minute, not a second
             spent = time.monotonic() - started
             self._spare_at = max(self._spare_at, started + spent / SPARE_SHARE)
             self._free_at = max(self._free_at, started + spent / SHARE)
