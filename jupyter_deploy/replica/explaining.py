@@ -66,6 +66,7 @@ class Explaining:
         self._serving = serving  # predictions in the last second?
         self._free_at = 0.0  # when the duty cycle lets the next explanation start
         self._spare_at = 0.0  # when the next spare batch may start
+        self._built_s = 0.0  # seconds spent building explainers (shap's import, the trees)
         self._pool = ThreadPoolExecutor(THREADS, thread_name_prefix="jd-explain")
         self._explainers: OrderedDict[str, Explainer] = OrderedDict()
         self._waiting = 0
@@ -75,13 +76,14 @@ class Explaining:
         key = f"{state.version}:{state.bento_tag}"
         found = self._explainers.get(key)
         if found is None:
-            runtime = state.runtime
+            started, runtime = time.monotonic(), state.runtime
             summary = (state.reference or {}).get("background")
             found = Explainer.build(runtime.model, runtime.schema.names,
                                     runtime.to_model_input, summary)  # fmt: skip
             self._explainers[key] = found
             while len(self._explainers) > KEEP:
                 self._explainers.popitem(last=False)
+            self._built_s += time.monotonic() - started
         return found
 
     def _run(self, state: LoadedVersion, x: Any, deadline: float) -> dict[str, Any]:
@@ -125,6 +127,7 @@ class Explaining:
                 or (started < self._free_at and self._serving())
             ):
                 return  # callers' explanations first; past its share the batch is dropped
+            built = self._built_s
             try:
                 work(arg, started + SPARE_S)
             except (ExplainTimeout, ExplainUnavailable) as err:
@@ -133,7 +136,9 @@ class Explaining:
             except Exception:
                 _log.warning("live importance of %s failed", self.name, exc_info=True)
                 self._spare_at = time.monotonic() + 60  # one warning a minute, not a second
-            spent = time.monotonic() - started
+            # A first build (seconds, once per version) would hold spare work off for
+            # minutes at 5 %: the share is kept on the explaining itself.
+            spent = time.monotonic() - started - (self._built_s - built)
             self._spare_at = max(self._spare_at, started + spent / SPARE_SHARE)
             self._free_at = max(self._free_at, started + spent / SHARE)
         finally:
