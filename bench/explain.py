@@ -6,7 +6,10 @@ JD_HOME, BENTOML_HOME and ports), with wrk on loopback (bench/loadgen.py):
 * c=1 p50 of ``/explain`` and ``/predict`` (one row) for a 200-tree random forest and for
   a linear pipeline (one-hot + scaling + logistic regression); target: explain <= 5x;
 * c=32 ``/predict`` throughput of the forest alone, then with 2 connections of
-  ``/explain`` beside it (explanations run in one thread per replica).
+  ``/explain`` beside it (explanations run in one thread per replica);
+* c=32 ``/predict`` throughput of the forest with live global importance off, at its
+  default rate (2 rows/s) and at 20 rows/s: three deployments of the same model live
+  at once, measured in turn, round after round (``--part importance`` runs only this).
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ from typing import Any
 
 from isolated import own_cluster
 from loadgen import finish_wrk, post_json, require_wrk, run_wrk, start_wrk
-from report import emit
+from report import emit, medians
+
+IMPORTANCE_RATES = (0.0, 2.0, 20.0)  # rows of live traffic explained per second
 
 
 def _data(n: int = 2000) -> tuple[Any, Any]:
@@ -52,10 +57,35 @@ def _models(x: Any, y: Any) -> dict[str, Any]:
     }
 
 
+def _importance(model: Any, x: Any, body: str, args: Any) -> dict[str, Any]:
+    """c=32 predict throughput with live importance sampling off and on (same run)."""
+    import jupyter_deploy as jd
+
+    deps = {rate: jd.deploy(model, name=f"imp{int(rate)}", sample=x, progress=False,
+                            importance_rows_per_s=rate) for rate in IMPORTANCE_RATES}  # fmt: skip
+    rounds = []
+    for i in range(args.rounds):  # the order turns each round: drifting load hits all alike
+        order = list(deps.items())[:: -1 if i % 2 else 1]
+        rounds.append({f"rps_{rate:g}": run_wrk(f"{dep.url}/predict", body, 32, args.seconds,
+                                                dep.token).rps for rate, dep in order})  # fmt: skip
+    figures: dict[str, Any] = {"rounds": rounds, "median_rps": medians(rounds)}
+    off = figures["median_rps"]["rps_0"]
+    for rate in IMPORTANCE_RATES[1:]:
+        figures[f"ratio_{rate:g}_vs_off"] = figures["median_rps"][f"rps_{rate:g}"] / off
+        live = deps[rate].importance(window_s=600)
+        figures[f"rows_explained_{rate:g}"] = live.attrs["rows"]
+    for dep in deps.values():
+        dep.delete()
+    print(f"importance: {figures}", file=sys.stderr)
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--part", choices=("all", "importance"), default="all")
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     require_wrk()
     tmp = own_cluster("explain", 6595, 8595, "34000-34399")
@@ -65,7 +95,9 @@ def main() -> None:
     body = json.dumps({"instances": x.head(1).to_dict(orient="records")})
     result: dict[str, Any] = {}
     try:
-        for name, model in _models(x, y).items():
+        models = _models(x, y)
+        result["importance"] = _importance(models["forest200"].fit(x, y), x, body, args)
+        for name, model in models.items() if args.part == "all" else ():
             dep = jd.deploy(model.fit(x, y), name=name, sample=x, progress=False)
             warm = post_json(f"{dep.url}/explain", body, dep.token, timeout=60)  # builds it
             assert warm.status_code == 200, warm.text

@@ -146,6 +146,9 @@ class DeploymentSpec:
     log_redact: tuple[str, ...] = ()
     # Seconds an explanation may take before the caller gets 503 with the reason.
     explain_timeout_s: float = 5.0
+    # Rows of live predict traffic each replica explains per second for global importance
+    # (mean |contribution| per column, beside the deploy-time sample's); 0 turns it off.
+    importance_rows_per_s: float = 2.0
     # Input columns whose values split the monitoring (counts, predictions, accuracy, drift).
     segments: tuple[str, ...] = ()
     # Overrides of the segment gap thresholds (parity_gap, accuracy_gap, min_count).
@@ -198,6 +201,7 @@ class DeploymentSpec:
             log_retention_days=data.get("log_retention_days", 30),
             log_redact=tuple(data.get("log_redact", ())),
             explain_timeout_s=data.get("explain_timeout_s", 5.0),
+            importance_rows_per_s=data.get("importance_rows_per_s", 2.0),
             segments=tuple(data.get("segments", ())),
             fairness=dict(data.get("fairness", {})),
             runtime=data.get("runtime", "python"),
@@ -221,6 +225,9 @@ def _check_explain_and_segments(spec: DeploymentSpec) -> None:
         raise InvalidSpecError(
             f"explain_timeout_s must be a number of seconds > 0, got {spec.explain_timeout_s!r}."
         )
+    rate = spec.importance_rows_per_s
+    if not (_finite(rate) and 0 <= rate <= 1000):
+        raise InvalidSpecError(f"importance_rows_per_s must be in [0, 1000] (0: off), got {rate!r}")
     segments = (spec.segments,) if isinstance(spec.segments, str) else spec.segments
     if not all(isinstance(c, str) and c for c in segments):
         raise InvalidSpecError(f"segments must be column names, got {segments!r}.")

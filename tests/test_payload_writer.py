@@ -120,3 +120,14 @@ def test_the_log_files_round_trip(tmp_path: Any) -> None:
     frame = to_frame(log.read("m"))
     assert frame["request"][0] == {"instances": [[1]]} and frame["response"][0] == "not json"
     assert str(frame["time"].dt.tz) == "UTC"
+
+
+def test_records_without_a_shadow_field_read_as_not_shadowed() -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # pandas 3 warned on fillna(False) of a float column
+        old = to_frame([{"time": 1.0, "request_id": "a"}])
+        mixed = to_frame([{"time": 1.0, "shadow": True}, {"time": 2.0, "shadow": None}])
+    assert old["shadow"].tolist() == [False] and old["shadow"].dtype == bool
+    assert mixed["shadow"].tolist() == [True, False]

@@ -91,6 +91,31 @@ def test_sticky_keys_reach_one_version(split_dep: Any) -> None:
     assert 100 < per_version["1"] < 200, per_version
 
 
+def test_explain_uses_the_version_the_split_picks(split_dep: Any, iris: tuple[Any, Any]) -> None:
+    dep = split_dep.split({1: 0.5, 2: 0.5}, sticky="sepal_length")
+    auth = {"Authorization": f"Bearer {dep.token}"}
+    rows = iris[0].drop_duplicates("sepal_length").head(12)
+    seen = set()
+    for _, row in rows.iterrows():
+        body = {"instances": [row.to_dict()]}  # the sticky field picks the version
+        served = httpx.post(f"{dep.url}/predict", json=body, headers=auth, timeout=30)
+        explained = httpx.post(f"{dep.url}/explain", json=body, headers=auth, timeout=30)
+        assert explained.status_code == 200, explained.text
+        answer = explained.json()
+        assert answer["version"] == int(served.headers["x-model-version"])
+        assert explained.headers["x-model-version"] == served.headers["x-model-version"]
+        assert answer["predictions"] == served.json()["predictions"]
+        seen.add(answer["version"])
+        frame = dep.explain(row.to_frame().T.astype(float))
+        assert frame.attrs["version"] == answer["version"]
+        assert np.allclose(frame[list(row.index)].to_numpy(), [list(answer["explanations"][0]
+                                                                  .values())])  # fmt: skip
+    assert seen == {1, 2}  # 12 keys at 50/50 reach both (a miss is 2 * 0.5**12)
+    dep = dep.split({1: 1.0, 2: 0.0})  # v1 alone: explained without a split
+    wait_for(lambda: dep.explain(rows.head(1)).attrs["version"] == 1, 30, "v1 explaining")
+    dep.promote()
+
+
 def test_weight_changes_under_traffic_fail_no_request(split_dep: Any) -> None:
     dep = split_dep.split({1: 0.5, 2: 0.5})
     with Load(dep, row=[ROW]) as load:

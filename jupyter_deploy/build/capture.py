@@ -90,8 +90,11 @@ def capture(
     allow_nan: bool = False,
     variable: str | None = None,
     notebook: str | None = None,
+    importance: bool = True,
 ) -> ModelCapture:
-    """Check ``model``, infer its schema and pickle it. Raise InvalidModelError if unfit."""
+    """Check ``model``, infer its schema and pickle it. Raise InvalidModelError if unfit.
+
+    ``importance``: explain rows of the reference data for its global importance."""
     label = variable or type(model).__name__
     if isinstance(model, type) or not callable(getattr(model, "predict", None)):
         raise InvalidModelError(
@@ -131,7 +134,7 @@ def capture(
     if data is not None:
         from .reference import build_reference
 
-        cap.reference = build_reference(model, data, schema, label)
+        cap.reference = build_reference(model, data, schema, label, importance)
     return cap
 
 

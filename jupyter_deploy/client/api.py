@@ -39,6 +39,7 @@ def deploy(
     log_retention_days: int = DeploymentSpec.log_retention_days,
     log_redact: tuple[str, ...] = DeploymentSpec.log_redact,
     explain_timeout_s: float = DeploymentSpec.explain_timeout_s,
+    importance_rows_per_s: float = DeploymentSpec.importance_rows_per_s,
     segments: tuple[str, ...] | list[str] = DeploymentSpec.segments,
     fairness: dict[str, float] | None = None,
     runtime: str = DeploymentSpec.runtime,
@@ -88,6 +89,11 @@ def deploy(
     explain_timeout_s
         Seconds one ``/explain`` request may take before it is answered 503 with the
         reason (default 5; only model-agnostic explanations come near it).
+    importance_rows_per_s
+        Rows of live predict traffic each replica explains per second, in its explain
+        thread and within a small share of its time, for the global importance that
+        :meth:`Deployment.importance` and ``%monitor`` show beside the deploy-time
+        sample's (default 2; 0 turns it off and skips the deploy-time figures).
     segments
         Input columns (e.g. ``["sex", "region"]``) whose values split the monitoring:
         requests, predictions, accuracy from feedback and drift per value
@@ -142,6 +148,7 @@ def deploy(
         log_retention_days=log_retention_days,
         log_redact=tuple(log_redact),
         explain_timeout_s=explain_timeout_s,
+        importance_rows_per_s=importance_rows_per_s,
         segments=tuple(segments),
         fairness=dict(fairness or {}),
         runtime=runtime,
@@ -150,7 +157,8 @@ def deploy(
     prog = Progress(f"deploy {name}", enabled=progress)
     with prog.step("capture"):
         cap = capture(obj, sample=sample, reference=reference, allow_nan=allow_nan,
-                      variable=variable, notebook=notebook)  # fmt: skip
+                      variable=variable, notebook=notebook,
+                      importance=spec.importance_rows_per_s > 0 and spec.monitoring)  # fmt: skip
         unknown = [c for c in spec.segments if c not in cap.schema.names]
         if unknown:
             raise InvalidSpecError(f"segments {unknown} are not input columns of {name}; "

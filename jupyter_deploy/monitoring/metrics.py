@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .importance import Importance
     from .segments import Segments
 
 # Upper bounds (ms) of the latency histogram's buckets; the last one catches the rest.
@@ -93,6 +94,7 @@ class Observed:
     outputs: dict[str, list[int]] | None = None  # bucket counts of the predictions
     segments: Segments | None = None  # counts per value of each segment column
     segment_rows: dict[str, list[list[str]]] = field(default_factory=dict)  # id -> rows' values
+    importance: Importance | None = None  # |contribution| sums of the live rows explained
 
 
 @dataclass

@@ -128,7 +128,9 @@ def to_frame(records: list[dict[str, Any]]) -> Any:
 
     frame = pd.DataFrame.from_records(records, columns=COLUMNS)
     frame["time"] = pd.to_datetime(frame["time"], unit="s", utc=True)
-    frame["shadow"] = frame["shadow"].fillna(False).astype(bool)
+    # Records written before shadows have no such field: all-missing is a float column,
+    # which fillna(False) would have to cast (deprecated in pandas 3); nullable bools don't.
+    frame["shadow"] = frame["shadow"].astype("boolean").fillna(False).astype(bool)
     for column in ("request", "response"):
         frame[column] = [_parsed(v) for v in frame[column]]
     return frame

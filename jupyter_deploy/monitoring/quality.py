@@ -17,6 +17,8 @@ from typing import Any
 
 from ..spec import FairnessThresholds
 from .drift import DriftThresholds, compare, histogram
+from .importance import Importance
+from .importance import report as importance_report
 from .metrics import Observed
 from .profile import ReferenceProfile, merge
 from .segments import Segments, add, score
@@ -38,6 +40,10 @@ class _Slot:
     abs_error: float = 0.0
     sq_error: float = 0.0
     segments: Segments = field(default_factory=dict)
+    importance: Importance = field(default_factory=Importance)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:  # slots saved before importance
+        self.__dict__.update({"importance": Importance(), **state})
 
 
 @dataclass
@@ -49,6 +55,8 @@ class _Reference:
     reason: str
     segments: list[str] = field(default_factory=list)
     fairness: FairnessThresholds = field(default_factory=FairnessThresholds)
+    columns: list[str] = field(default_factory=list)
+    importance: dict[str, Any] | None = None  # mean |contribution| of the deploy-time sample
 
 
 def _score(task: str, predicted: list[Any], labels: list[Any]) -> tuple[int, float, float]:
@@ -84,6 +92,8 @@ class Quality:
             reference.get("reason", ""),
             list(reference.get("segments", [])),
             FairnessThresholds(**reference.get("fairness", {})),
+            list(reference.get("columns", [])),
+            reference.get("importance"),
         )
 
     def _slot(self, version: int) -> _Slot:
@@ -107,6 +117,8 @@ class Quality:
             self.predictions[rid] = (version, predicted)
         while len(self.predictions) > REMEMBER:
             self.predictions.popitem(last=False)
+        if data.importance is not None and data.importance.rows:
+            self._slot(version).importance.merge(data.importance)
         if data.segments:
             add(self._slot(version).segments, data.segments)
             self.segment_rows.update(data.segment_rows)
@@ -170,6 +182,7 @@ class Quality:
             "predictions": _verdicts(ref.outputs, outputs, ref.thresholds),
             "prediction_histogram": _histograms(ref.outputs, outputs),
             "accuracy": _accuracy(ref.task, recent, self.feedback_total),
+            "importance": _importance(ref, recent),
         }
 
     def segments(self, window_s: int = 300) -> dict[str, Any]:
@@ -202,6 +215,14 @@ class Quality:
             },
             "flagged": [c for c in ref.segments if columns.get(c, {}).get("flagged")],
         }
+
+
+def _importance(ref: _Reference, slots: list[_Slot]) -> dict[str, Any]:
+    live = Importance()
+    for s in slots:
+        live.merge(s.importance)
+    columns = getattr(ref, "columns", None) or sorted(live.sums)
+    return importance_report(columns, live, getattr(ref, "importance", None))
 
 
 def _verdicts(

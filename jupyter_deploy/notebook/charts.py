@@ -98,6 +98,36 @@ def histogram(title: str, labels: Sequence[str], reference: Sequence[float],
     return "".join(parts) + "</svg>"
 
 
+def importance(report: dict[str, Any] | None) -> str:
+    """Mean |contribution| per input column: reference (grey) and live (blue) bars."""
+    if not report or not report.get("columns"):
+        return ""
+    items = sorted(report["columns"].items(),
+                   key=lambda kv: -(kv[1]["reference"] or kv[1]["live"] or 0))[:12]  # fmt: skip
+    top = max([v for _, d in items for v in d.values() if v is not None] + [1e-12])
+    height = 22 + 20 * len(items)
+    left, span = 90, WIDTH - 90 - 50
+    parts = [
+        f"<svg width='{WIDTH}' height='{height}' xmlns='http://www.w3.org/2000/svg' "
+        "style='font:11px sans-serif'><text x='4' y='13'>importance (mean |contribution|) "
+        "<tspan fill='#999'>■ reference</tspan> <tspan fill='#1f77b4'>■ live</tspan></text>"
+    ]
+    for i, (col, d) in enumerate(items):
+        y = 20 + 20 * i
+        parts.append(f"<text x='4' y='{y + 12}'>{html.escape(col[:14])}</text>")
+        for j, (key, fill) in enumerate((("reference", "#bbb"), ("live", "#1f77b4"))):
+            v = d[key]
+            if v is not None:
+                parts.append(f"<rect x='{left}' y='{y + 1 + 8 * j}' width='{span * v / top:.1f}' "
+                             f"height='7' fill='{fill}'/>")  # fmt: skip
+        live = d["live"]
+        parts.append(f"<text x='{WIDTH - 4}' y='{y + 12}' text-anchor='end'>"
+                     f"{'-' if live is None else f'{live:.3g}'}</text>")  # fmt: skip
+    reason = str(report.get("reason") or "")
+    note = f"<div style='font:11px sans-serif;color:#888'>{html.escape(reason)}</div>"
+    return "".join(parts) + "</svg>" + (note if reason else "")
+
+
 def drift_table(rows: Sequence[dict[str, object]]) -> str:
     """One line per feature: test, PSI, p-value, and a red flag when it drifted."""
 

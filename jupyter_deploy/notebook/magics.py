@@ -77,6 +77,9 @@ class DeployMagics(Magics):
               help="Input columns to split monitoring by (fairness): sex,region.")  # fmt: skip
     @argument("--explain-timeout", type=float, default=_SPEC.explain_timeout_s, metavar="S",
               help="Seconds an explanation may take (default %(default)s).")  # fmt: skip
+    @argument("--importance-rows", type=float, default=_SPEC.importance_rows_per_s, metavar="N",
+              help="Live rows explained per second per replica for global importance "
+              "(default %(default)s, 0 = off).")  # fmt: skip
     @argument("--runtime", choices=RUNTIMES, default=_SPEC.runtime,
               help="What runs the model: python (its predict) or onnx (its ONNX graph, "
               "checked against the model on the sample; default %(default)s).")  # fmt: skip
@@ -118,6 +121,7 @@ class DeployMagics(Magics):
             canary=args.canary / 100 if args.canary is not None else None,
             segments=tuple(c.strip() for c in args.segments.split(",") if c.strip()),
             explain_timeout_s=args.explain_timeout,
+            importance_rows_per_s=args.importance_rows,
             namespace=ns,
         )
 

@@ -43,7 +43,7 @@ class Monitor:
         self.replicas, self.statuses = widgets.HTML(), widgets.HTML()
         self.quality, self.versions = widgets.HTML(), widgets.HTML()
         self.predictions, self.feature = widgets.HTML(), widgets.HTML()
-        self.drift = widgets.HTML()
+        self.drift, self.importance = widgets.HTML(), widgets.HTML()
         self.segments = widgets.HTML()  # deployments made with segments= only
         self.streams = widgets.HTML()  # deployments with stream consumers only
         stop = widgets.Button(description="Stop updates", layout={"width": "140px"})
@@ -56,7 +56,7 @@ class Monitor:
                 widgets.HBox([self.replicas, self.statuses]),
                 self.quality,
                 widgets.HBox([self.predictions, self.feature]),
-                self.drift,
+                widgets.HBox([self.drift, self.importance]),
                 self.segments,
                 self.streams,
             ]
@@ -147,6 +147,8 @@ class Monitor:
         """Drift of inputs and predictions, and accuracy from feedback."""
         self.refresh_versions()
         report = self.deployment.drift()
+        # Live importance needs no sample (exact explainers); the reference's does.
+        self.importance.value = charts.importance(report.get("importance"))
         if not report.get("available"):
             reason = report.get("reason") or "no data yet"
             self.quality.value = f"<i>Drift unavailable: {html.escape(reason)}</i>"
@@ -195,8 +197,8 @@ class Monitor:
         return "<div>" + "".join((
             row(self.summary), row(self.versions), row(self.traffic, self.latency),
             row(self.replicas, self.statuses), row(self.quality),
-            row(self.predictions, self.feature), row(self.drift), row(self.segments),
-            row(self.streams),
+            row(self.predictions, self.feature), row(self.drift, self.importance),
+            row(self.segments), row(self.streams),
         )) + "</div>"  # fmt: skip
 
     def _repr_mimebundle_(self, **kwargs: object) -> dict[str, object]:

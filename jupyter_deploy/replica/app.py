@@ -34,6 +34,7 @@ from .explaining import Explaining
 from .keyring import OPEN_ROUTES, REPORT_S, Keyring, scope_of
 from .loaded import LoadedVersion
 from .router import STICKY_HEADER, Routing
+from .sampling import ImportanceSampler
 from .secret import token_hash
 from .shadow import ShadowQueue
 from .telemetry import Telemetry
@@ -99,6 +100,9 @@ class ModelReplica:
         self._explaining = Explaining(self.name, config.get("explain_timeout_s", 5.0),
                                       tel.recorder.busy if tel else lambda: False,
                                       MAX_BODY_BYTES)  # fmt: skip
+        if tel is not None and config.get("importance_rows_per_s", 0) > 0:
+            tel.sample_importance(ImportanceSampler(config["importance_rows_per_s"],
+                                                    self._explaining))  # fmt: skip
         # Requests that arrive together share one model call; a zero wait means a lone
         # request never waits for company (bench: ~1.7x the throughput at c=32).
         self._batcher = Batcher(run_by_version, BATCH_MAX_REQUESTS)
@@ -190,7 +194,7 @@ class ModelReplica:
                 scope["jd_not_traffic"] = True
                 return await self._feedback(request, headers)
             if path == "/explain":  # the predict scope; runs in its own thread
-                return await self._explaining(request, table.primary)
+                return await self._explaining(request, table)
             return await self._predict(request, table, path[1:])
         scope["jd_not_traffic"] = True
         if path == "/metrics":
@@ -234,7 +238,7 @@ class ModelReplica:
             answer = runtime.answer(method, out)
             answer["request_id"] = scope["jd_request_id"]
             if method == "predict" and self._telemetry is not None:
-                self._telemetry.prediction(state.version, x, out, scope["jd_request_id"])
+                self._telemetry.prediction(state, x, out, scope["jd_request_id"])
         except state.input_error as err:
             scope["jd_error"] = type(err).__name__
             return _json({"error": str(err)}, err.status, headers)  # type: ignore[attr-defined]

@@ -9,6 +9,10 @@ predictions, explanations get at most :data:`SHARE` of its time: after one that 
 ``t``, the next waits until ``t * (1 / SHARE - 1)`` has passed. An idle replica
 explains back to back.
 
+The same thread explains a few rows of live predict traffic for global importance
+(:mod:`.sampling`) as *spare* work: only when no caller's explanation waits, within its
+own :data:`SPARE_SHARE` and the quarter above; a batch that does not fit is dropped.
+
 Each request has ``explain_timeout_s`` from its arrival: past it the caller gets 503
 with the reason (a sampled explanation stops at its next check; an exact one is
 milliseconds). The explainer of a version is built on its first explanation (importing
@@ -33,10 +37,13 @@ from ..errors import ExplainTimeout, ExplainUnavailable
 from ..explain.explainer import Explainer
 from ..explain.records import Explanation
 from .loaded import LoadedVersion
+from .router import STICKY_HEADER, Routing
 
 THREADS = 1
 CHUNK_ROWS = 256  # rows explained between two looks at the deadline
 SHARE = 0.25  # of a replica's time for explanations while it serves predictions
+SPARE_SHARE = 0.05  # of a replica's time for explaining live traffic (global importance)
+SPARE_S = 1.0  # longest a spare batch may take
 MAX_WAITING = 8
 KEEP = 4  # explainers kept (versions of a split, and the one before a switch)
 _log = logging.getLogger("ray.serve")
@@ -58,21 +65,25 @@ class Explaining:
         self.timeout_s = timeout_s
         self._serving = serving  # predictions in the last second?
         self._free_at = 0.0  # when the duty cycle lets the next explanation start
+        self._spare_at = 0.0  # when the next spare batch may start
+        self._built_s = 0.0  # seconds spent building explainers (shap's import, the trees)
         self._pool = ThreadPoolExecutor(THREADS, thread_name_prefix="jd-explain")
         self._explainers: OrderedDict[str, Explainer] = OrderedDict()
         self._waiting = 0
 
-    def _explainer(self, state: LoadedVersion) -> Explainer:
+    def explainer(self, state: LoadedVersion) -> Explainer:
+        """The explainer of ``state`` (built on first use; only in the explain thread)."""
         key = f"{state.version}:{state.bento_tag}"
         found = self._explainers.get(key)
         if found is None:
-            runtime = state.runtime
+            started, runtime = time.monotonic(), state.runtime
             summary = (state.reference or {}).get("background")
             found = Explainer.build(runtime.model, runtime.schema.names,
                                     runtime.to_model_input, summary)  # fmt: skip
             self._explainers[key] = found
             while len(self._explainers) > KEEP:
                 self._explainers.popitem(last=False)
+            self._built_s += time.monotonic() - started
         return found
 
     def _run(self, state: LoadedVersion, x: Any, deadline: float) -> dict[str, Any]:
@@ -87,7 +98,7 @@ class Explaining:
             )
         started = time.monotonic()
         try:
-            explainer, parts = self._explainer(state), []
+            explainer, parts = self.explainer(state), []
             for i in range(0, len(x), CHUNK_ROWS):
                 if i and time.monotonic() > deadline:
                     raise ExplainTimeout(
@@ -101,13 +112,49 @@ class Explaining:
             spent = time.monotonic() - started
             self._free_at = time.monotonic() + spent * (1 / SHARE - 1)
 
-    async def __call__(self, request: Request, state: LoadedVersion) -> Response:
-        scope, headers, runtime = request.scope, state.headers, state.runtime
+    def spare(self, work: Callable[[Any, float], None], arg: Any, done: Callable[[], None]) -> None:
+        """Run ``work(arg, deadline)`` in the explain thread if there is room; then ``done()``."""
+        self._pool.submit(self._spare, work, arg, done)
+
+    def _spare(
+        self, work: Callable[[Any, float], None], arg: Any, done: Callable[[], None]
+    ) -> None:
+        try:
+            started = time.monotonic()
+            if (
+                self._waiting
+                or started < self._spare_at
+                or (started < self._free_at and self._serving())
+            ):
+                return  # callers' explanations first; past its share the batch is dropped
+            built = self._built_s
+            try:
+                work(arg, started + SPARE_S)
+            except (ExplainTimeout, ExplainUnavailable) as err:
+                _log.info("live importance of %s: %s", self.name, err)
+                self._spare_at = time.monotonic() + 60  # e.g. no background: not every second
+            except Exception:
+                _log.warning("live importance of %s failed", self.name, exc_info=True)
+                self._spare_at = time.monotonic() + 60  # one warning a minute, not a second
+            # A first build (seconds, once per version) would hold spare work off for
+            # minutes at 5 %: the share is kept on the explaining itself.
+            spent = time.monotonic() - started - (self._built_s - built)
+            self._spare_at = max(self._spare_at, started + spent / SPARE_SHARE)
+            self._free_at = max(self._free_at, started + spent / SHARE)
+        finally:
+            done()
+
+    async def __call__(self, request: Request, table: Routing) -> Response:
+        scope = request.scope
         scope["jd_not_traffic"] = True  # not predict traffic: its own latency, no drift
         length = request.headers.get("content-length")
         if length and length.isdigit() and int(length) > self.max_body:
-            return _error(f"body over {self.max_body} bytes", 413, headers)
+            return _error(f"body over {self.max_body} bytes", 413, table.primary.headers)
         body = await request.body()
+        # The version that would answer this request's predict (same weights, same sticky
+        # key), so an explanation under a split explains the prediction the caller got.
+        state = table.pick(body, request.headers.get(STICKY_HEADER))
+        headers, runtime = state.headers, state.runtime
         scope["jd_method"], scope["jd_body"], scope["jd_state"] = "explain", body, state
         try:
             x = runtime.to_model_input(runtime.instances_from_body(body))
@@ -139,5 +186,5 @@ class Explaining:
             return _error("the explainer failed on this input; see the replica log", 500, headers)
         finally:
             self._waiting -= 1
-        answer["request_id"] = scope["jd_request_id"]
+        answer["version"], answer["request_id"] = state.version, scope["jd_request_id"]
         return Response(state.dumps(answer), media_type="application/json", headers=headers)

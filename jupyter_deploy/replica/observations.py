@@ -8,11 +8,13 @@ predictions by request id, which the recorder pushes to the aggregator with the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from ..monitoring.importance import Importance
 from ..monitoring.metrics import Observed
 from ..monitoring.profile import PREDICTION, ReferenceProfile
 from ..monitoring.segments import labels, observe
@@ -42,6 +44,7 @@ class Observations:
         self.segments = list(segments)
         self.references: dict[int, VersionReference] = {}
         self._seen: dict[int, _Seen] = {}
+        self.explained: Callable[[int], Importance | None] | None = None  # live importance
 
     def add(self, version: int, x: Any, out: Any, request_id: str) -> None:
         seen = self._seen.get(version)
@@ -54,11 +57,12 @@ class Observations:
     def drain(self, version: int) -> Observed | None:
         """Drift counts and predictions by id seen for ``version`` since the last drain."""
         seen = self._seen.pop(version, None)
+        explained = self.explained(version) if self.explained is not None else None
         if seen is None:
-            return None
+            return None if explained is None else Observed(importance=explained)
         ref = self.references.get(version)
         ids = zip(seen.ids, seen.outputs, strict=True)
-        data = Observed({rid: np.asarray(out).tolist() for rid, out in ids})
+        data = Observed({rid: np.asarray(out).tolist() for rid, out in ids}, importance=explained)
         columns = _columns(seen.inputs, ref.columns) if ref is not None else None
         if ref is not None and ref.inputs is not None:
             data.inputs = ref.inputs.summarise(columns)

@@ -5,7 +5,9 @@
 - the inputs and predictions it served, as drift counts, and predictions by request id
   for feedback (:class:`~jupyter_deploy.observations.Observations`);
 - a sample of the requests and responses for the payload log
-  (:class:`~jupyter_deploy.payload_writer.PayloadWriter`).
+  (:class:`~jupyter_deploy.payload_writer.PayloadWriter`);
+- a few rows a second explained for global importance, when the deployment asks
+  (:class:`~jupyter_deploy.replica.sampling.ImportanceSampler`).
 
 None of it may slow or fail a request: each part only appends in memory on the request
 path and ships in the background, and each part that cannot ship drops its data.
@@ -20,6 +22,7 @@ from ..monitoring.metrics import Recorder
 from .loaded import LoadedVersion
 from .observations import Observations, VersionReference
 from .payload_writer import PayloadWriter
+from .sampling import ImportanceSampler
 
 _log = logging.getLogger("ray.serve")
 
@@ -83,6 +86,12 @@ class Telemetry:
             if log_sample_rate > 0
             else None
         )
+        self.importance: ImportanceSampler | None = None
+
+    def sample_importance(self, sampler: ImportanceSampler) -> None:
+        """Explain a sample of the predictions; the sums go out with the drift counts."""
+        self.importance = sampler
+        self.observations.explained = sampler.take
 
     def loaded(self, state: LoadedVersion) -> None:
         """Register a freshly loaded version's reference profiles (for drift)."""
@@ -106,8 +115,11 @@ class Telemetry:
         )
         ref = {k: v for k, v in ref.items() if k != "background"}  # the explainer's, not drift's
         report = {**ref, "thresholds": self.thresholds, "reason": reason,
-                  "segments": self.segments, "fairness": self.fairness}  # fmt: skip
+                  "segments": self.segments, "fairness": self.fairness,
+                  "columns": list(state.runtime.schema.names)}  # fmt: skip
         self.aggregator.register.remote(self.name, state.version, report)
 
-    def prediction(self, version: int, x: Any, out: Any, request_id: str) -> None:
-        self.observations.add(version, x, out, request_id)
+    def prediction(self, state: LoadedVersion, x: Any, out: Any, request_id: str) -> None:
+        self.observations.add(state.version, x, out, request_id)
+        if self.importance is not None:
+            self.importance.offer(state, x)

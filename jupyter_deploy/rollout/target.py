@@ -50,6 +50,7 @@ def replica_settings(target: Target) -> dict[str, Any]:
         "log_retention_days": spec.log_retention_days,
         "log_redact": list(spec.log_redact),
         "explain_timeout_s": spec.explain_timeout_s,
+        "importance_rows_per_s": spec.importance_rows_per_s if spec.monitoring else 0.0,
         "segments": list(spec.segments),
         "fairness": dict(spec.fairness),
         "resources": asdict(spec.resources),
