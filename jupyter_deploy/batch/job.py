@@ -69,6 +69,8 @@ def _scored(source: sources.Source, target: BatchTarget, method: str, keep: list
     ds.context.enable_progress_bars = False  # ours shows rows of the whole job instead
     ds.context.raise_original_map_exception = True  # the task's own error, not "UDF failed"
     parts = source.kind == "parquet"
+    if source.kind != "csv":  # no more tasks than blocks (Ray Data warns otherwise)
+        workers = max(1, min(workers, ds.num_blocks()))
     args: list[Any] = [target, method, keep, batch_rows]
     if parts:
         args.append(sources.wanted_columns(source, list(target.columns), keep))
@@ -134,10 +136,13 @@ def run(
     )
     started = time.perf_counter()
     bar = RowProgress(f"batch {target.name} v{target.version}", source.total_rows, progress)
-    scored = _scored(source, target, method, keep, workers or default_workers(), batch_rows)
+    blocks: Any = ()  # an input of no rows: nothing to start
+    if source.total_rows != 0:
+        scored = _scored(source, target, method, keep, workers or default_workers(), batch_rows)
+        blocks = scored.iter_batches(batch_size=None, batch_format="pyarrow")
     offset = 0
     try:
-        for block in scored.iter_batches(batch_size=None, batch_format="pyarrow"):
+        for block in blocks:
             sink.write(block, offset)
             offset += block.num_rows
             bar.advance(block.num_rows)

@@ -169,11 +169,13 @@ def wanted_columns(source: Source, features: list[tuple[str, str]], keep: list[s
 
 def dataset(source: Source, features: list[tuple[str, str]], keep: list[str], rows: int) -> Any:
     """The Ray dataset of ``source``: Parquet read units (:func:`parts`, one per block),
-    or the rows themselves for a DataFrame or CSV input."""
+    or the rows themselves for a DataFrame or CSV input. Only CSV is read lazily."""
     import ray.data
 
-    if source.kind == "frame":
-        return ray.data.from_pandas(source.frame.reset_index(drop=True))
+    if source.kind == "frame":  # blocks of ``rows`` rows, so the tasks share the work
+        frame = source.frame.reset_index(drop=True)
+        chunks = [frame.iloc[i : i + rows] for i in range(0, len(frame), rows)]
+        return ray.data.from_pandas(chunks or [frame])
     if source.kind == "parquet":
         units = parts(source, rows)
         return ray.data.from_items(units, override_num_blocks=max(1, len(units)))
