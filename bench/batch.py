@@ -13,13 +13,16 @@ and stops it at the end. Figures, in one run on the same machine state:
   ``model.predict`` in this process, no validation, nothing written;
 * rows/s of one process doing the job's work: the same read, the runtime's all-float
   check (``matrix_input``), predict, and a Parquet output of id, prediction and version;
-* rows/s of ``dep.batch(path, output)``, cold (first job: actors start) and warm (second
-  job), and their ratio to the reference;
+* rows/s of ``dep.batch(path, output)``, cold (first job: worker processes start, import
+  and load the Bento) and warm (second job: the pooled workers still hold it), and their
+  ratio to the reference;
 * marginal rows/s: the 10x job's extra rows over its extra seconds against the 1x job
-  (the fixed cost of starting workers and loading the Bento cancels out);
+  (the fixed cost of planning and starting the job's tasks cancels out);
 * peak memory while a job runs (sum of RSS of this driver and every process of the
-  cluster's session, sampled every 0.1 s, minus the sum before the job) for 1/10 of the
-  rows and for all of them: streaming means the second is not ten times the first.
+  cluster's session, sampled every 0.1 s; and the same minus the sum before the job) for
+  1/10 of the rows and for all of them: streaming means the second is not ten times the
+  first. ``load_average`` is the machine's before and after (it is shared: compare the
+  ratios, measured side by side, not the rows/s of two runs).
 """
 
 from __future__ import annotations
@@ -130,6 +133,10 @@ class PeakMemory:
         self._thread.join()
 
     @property
+    def total_mb(self) -> float:
+        return self.peak / 1e6
+
+    @property
     def mb(self) -> float:
         return (self.peak - self.base) / 1e6
 
@@ -137,7 +144,7 @@ class PeakMemory:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--rows", type=int, default=1_000_000)
-    p.add_argument("--workers", type=int, default=None, help="scoring actors (default: auto)")
+    p.add_argument("--workers", type=int, default=None, help="scoring tasks (default: auto)")
     p.add_argument("--out", default="bench/results/batch")
     args = p.parse_args()
     out = Path(args.out).resolve()
@@ -165,7 +172,8 @@ def main() -> int:
         dep = jd.deploy(model, name="bench-batch", sample=sample, progress=False)
         ref = reference(large, model)
         same = reference_same_work(large, model, work / "reference-scores.parquet")
-        figures: dict[str, Any] = {"rows": args.rows, "reference_rows_per_s": round(ref),
+        figures: dict[str, Any] = {"rows": args.rows, "load_average": os.getloadavg(),
+                                   "reference_rows_per_s": round(ref),
                                    "reference_same_work_rows_per_s": round(same)}  # fmt: skip
         for label, path in [("cold", large), ("warm", large), ("small", small), ("large", large)]:
             with PeakMemory(info.pid) as mem:
@@ -176,18 +184,27 @@ def main() -> int:
                               "rows_per_s": round(job.rows_per_s),
                               "ratio_to_reference": round(job.rows_per_s / ref, 4),
                               "ratio_to_same_work": round(job.rows_per_s / same, 4),
-                              "peak_mb": round(mem.mb, 1)}  # fmt: skip
+                              "peak_mb": round(mem.mb, 1),
+                              "peak_total_mb": round(mem.total_mb, 1)}  # fmt: skip
             print(label, figures[label], flush=True)
-        # Rows/s once the job runs: the fixed cost (worker processes, actor start, the
-        # Bento load) cancels out between the 1x and the 10x job.
+        # The same reference again: how much the machine's load moved during the jobs.
+        figures["reference_after_rows_per_s"] = round(reference(large, model))
+        # Rows/s once the job runs: the fixed cost (planning, starting the tasks) cancels
+        # out between the 1x and the 10x job.
         extra = figures["large"]["seconds"] - figures["small"]["seconds"]
         marginal = (args.rows - args.rows // 10) / extra if extra > 0 else float("nan")
         figures["marginal_rows_per_s"] = round(marginal)
         figures["marginal_ratio_to_reference"] = round(marginal / ref, 4)
         figures["marginal_ratio_to_same_work"] = round(marginal / same, 4)
+        # The issue's figure: peak memory of the 10x job over the 1x job's (driver and
+        # cluster RSS). Above idle too, but that is small once the workers hold the model.
         figures["memory_10x_over_1x"] = round(
+            figures["large"]["peak_total_mb"] / figures["small"]["peak_total_mb"], 2
+        )
+        figures["memory_above_idle_10x_over_1x"] = round(
             figures["large"]["peak_mb"] / max(figures["small"]["peak_mb"], 1.0), 2
         )
+        figures["load_average_after"] = os.getloadavg()
         dep.delete()
     finally:
         jd.stop_cluster()

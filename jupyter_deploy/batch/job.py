@@ -9,6 +9,7 @@ blocks in flight, not by the input's size.
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -16,16 +17,37 @@ from ..errors import BatchFailedError, BatchSpecError, JupyterDeployError
 from ..progress import RowProgress
 from . import sources
 from .records import ERROR, PREDICTION, ROW, VERSION, BatchResult, BatchTarget
-from .scorer import Scorer
+from .scorer import score_block, score_parts
 from .sinks import FileSink, FrameSink
 
-#: Rows per scoring call; also the runtime's per-call row limit inside the actors.
-BATCH_ROWS = 8192
+#: Rows per read unit and per scoring call (the runtime's per-call row limit in the
+#: actors): large, so Ray Data's per-block cost and the model's per-call cost are paid
+#: rarely; the blocks in flight stay a few MB each.
+BATCH_ROWS = 131_072
 MAX_WORKERS = 4
 
 
+#: Lines Ray Data appends to a task's error (retry settings), not part of the reason.
+_RETRY_NOTE = re.compile(r"^(Failed to .* after \d+/\d+ attempts|To change retry|This looks)")
+
+
+def _reason(exc: BaseException) -> str:
+    """The one line that says why a task failed: the last line of the innermost error
+    (Ray Data wraps the task's own error in ``UserCodeException``)."""
+    seen = {id(exc)}
+    while (inner := getattr(exc, "cause", None) or exc.__cause__) is not None:
+        if id(inner) in seen or not str(inner).strip():
+            break
+        seen.add(id(inner))
+        exc = inner
+    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+    cut = next((i for i, line in enumerate(lines) if _RETRY_NOTE.match(line)), len(lines))
+    lines = lines[:cut] or lines
+    return lines[-1].strip() if lines else type(exc).__name__
+
+
 def default_workers() -> int:
-    """Scoring actors: the cluster's free CPUs less one for the read tasks, 1 to 4."""
+    """Scoring tasks at once: the cluster's free CPUs less one for the driver, 1 to 4."""
     import ray
 
     free = int(ray.available_resources().get("CPU", 1))
@@ -34,21 +56,32 @@ def default_workers() -> int:
 
 def _scored(source: sources.Source, target: BatchTarget, method: str, keep: list[str],
             workers: int, batch_rows: int) -> Any:  # fmt: skip
-    """The dataset of scored blocks, in input order."""
-    from ray.data import ActorPoolStrategy
+    """The dataset of scored blocks, in input order.
 
-    ds = sources.dataset(source, list(target.columns), keep)
+    Parquet: one block per read unit, which the task reads itself (:func:`score_parts`).
+    CSV and DataFrame input: Ray Data's blocks of rows (:func:`score_block`). Tasks, not
+    actors: the pooled worker processes keep the loaded Bento for the next job.
+    """
+    from ray.data import TaskPoolStrategy
+
+    ds = sources.dataset(source, list(target.columns), keep, batch_rows)
     ds.context.execution_options.preserve_order = True  # row numbers come from the order
     ds.context.enable_progress_bars = False  # ours shows rows of the whole job instead
-    # Ray 2.60: `concurrency=` is deprecated for callable classes; the pool is `compute=`.
+    ds.context.raise_original_map_exception = True  # the task's own error, not "UDF failed"
+    parts = source.kind == "parquet"
+    if source.kind != "csv":  # no more tasks than blocks (Ray Data warns otherwise)
+        workers = max(1, min(workers, ds.num_blocks()))
+    args: list[Any] = [target, method, keep, batch_rows]
+    if parts:
+        args.append(sources.wanted_columns(source, list(target.columns), keep))
     return ds.map_batches(
-        Scorer,
-        fn_constructor_args=(target, method, keep, batch_rows),
-        batch_size=batch_rows,
-        batch_format="pandas",
-        compute=ActorPoolStrategy(min_size=1, max_size=workers),
+        score_parts if parts else score_block,
+        fn_args=args,
+        batch_size=1 if parts else batch_rows,
+        batch_format="pyarrow",
+        compute=TaskPoolStrategy(size=workers),
         num_cpus=1,
-        udf_modifying_row_count=False,
+        udf_modifying_row_count=parts,
     )
 
 
@@ -84,7 +117,7 @@ def run(
     overwrite
         Replace an existing output (otherwise :class:`BatchOutputExistsError`).
     workers
-        Scoring actors (default: free CPUs less one, 1 to 4).
+        Scoring tasks at once (default: free CPUs less one, 1 to 4).
 
     Returns
     -------
@@ -103,10 +136,13 @@ def run(
     )
     started = time.perf_counter()
     bar = RowProgress(f"batch {target.name} v{target.version}", source.total_rows, progress)
-    scored = _scored(source, target, method, keep, workers or default_workers(), batch_rows)
+    blocks: Any = ()  # an input of no rows: nothing to start
+    if source.total_rows != 0:
+        scored = _scored(source, target, method, keep, workers or default_workers(), batch_rows)
+        blocks = scored.iter_batches(batch_size=None, batch_format="pyarrow")
     offset = 0
     try:
-        for block in scored.iter_batches(batch_size=None, batch_format="pyarrow"):
+        for block in blocks:
             sink.write(block, offset)
             offset += block.num_rows
             bar.advance(block.num_rows)
@@ -115,9 +151,8 @@ def run(
         raise
     except Exception as exc:
         sink.abort()
-        first = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         raise BatchFailedError(
-            f"batch job of {target.name} failed, nothing written: {first}"
+            f"batch job of {target.name} failed, nothing written: {_reason(exc)}"
         ) from exc
     bar.close()
     if isinstance(sink, FrameSink):

@@ -17,6 +17,8 @@ from typing import Any
 from .records import ERROR, PREDICTION, VERSION, BatchTarget
 
 _INSTANCE = re.compile(r"^instance \d+: ")
+#: Rows per call of the row-by-row checks, when a batch is refused whole.
+SLOW_ROWS = 8192
 
 
 def _fetch(tag: str) -> bytes | None:
@@ -41,51 +43,68 @@ def _numbers(values: Any, kind: str) -> Any:
     return parsed
 
 
+#: The Bento this worker process loaded last, by (name, version, tag, row limit).
+_LOADED: dict[tuple[str, int, str, int], Any] = {}
+
+
+def _load(target: BatchTarget, max_rows: int) -> Any:
+    """This process's ``LoadedVersion`` of ``target``, loaded on first use.
+
+    Batch jobs run as Ray Data tasks in the cluster's pooled worker processes, which
+    outlive a job: the imports and the Bento load (seconds on a busy machine) are paid once
+    per process, not once per job. One version per process, so memory stays one model.
+    """
+    from ..replica.loaded import LoadedVersion
+
+    key = (target.name, target.version, target.bento_tag, max_rows)
+    if key not in _LOADED:
+        loaded = LoadedVersion.load(*key, _fetch)
+        _LOADED.clear()
+        _LOADED[key] = loaded
+    return _LOADED[key]
+
+
 class Scorer:
-    """Ray Data callable class: a pandas batch in, an Arrow table of the same rows out.
+    """Ray Data callable class: an Arrow batch in, an Arrow table of the same rows out.
 
     The output has the kept columns, the prediction column(s), ``version`` and ``error``
     (null for a scored row). A batch whose rows all failed has no prediction columns.
     """
 
     def __init__(self, target: BatchTarget, method: str, keep: list[str], max_rows: int) -> None:
-        from ..replica.loaded import LoadedVersion
-
-        self.loaded = LoadedVersion.load(
-            target.name, target.version, target.bento_tag, max_rows, _fetch
-        )
+        self.loaded = _load(target, max_rows)
         self.runtime = self.loaded.runtime
         self.target, self.method, self.keep = target, method, keep
+        self.max_rows = max_rows
         self._kinds = dict(target.columns)
 
     def _rows(self, batch: Any) -> list[Any]:
-        """The batch's feature values as the runtime's rows (native Python values)."""
-        import numpy as np
+        """The batch's feature values (a DataFrame) as the runtime's rows (native values)."""
+        import pandas as pd
 
-        frame = batch[self.target.features]
-        if all(frame[c].dtype.kind == "f" for c in frame.columns):  # the common case, fast
-            return frame.to_numpy(dtype=np.float64).tolist()
         cols = {}
         for name, kind in self.target.columns:
-            values = frame[name]
+            values = batch[name]
             if values.dtype.kind in "OSU" and kind in ("float", "integer", "bool"):
                 values = _numbers(values, kind)
             elif values.dtype.kind == "M":
                 values = values.map(lambda t: None if t is None or t != t else t.isoformat())
             cols[name] = values.astype(object).where(values.notna(), None)
-        import pandas as pd
-
         return pd.DataFrame(cols).to_numpy(dtype=object).tolist()
 
-    def _fast(self, batch: Any, out: list[Any]) -> bool:
-        """Score an all-finite float batch at once (runtimes with ``matrix_input`` only)."""
+    def _fast(self, table: Any, out: list[Any]) -> bool:
+        """Score an all-finite float batch at once (runtimes with ``matrix_input`` only):
+        the Arrow columns go into one float64 matrix, no DataFrame, no Python per row."""
         import numpy as np
+        import pyarrow as pa
 
-        frame = batch[self.target.features]
-        floats = all(frame[c].dtype.kind == "f" for c in frame.columns)
-        if not floats or not hasattr(self.runtime, "matrix_input"):
+        columns = [table.column(f) for f in self.target.features]
+        if not hasattr(self.runtime, "matrix_input") or not all(
+            pa.types.is_floating(c.type) for c in columns
+        ):
             return False
-        x = self.runtime.matrix_input(frame.to_numpy(dtype=np.float64))
+        x = np.column_stack([c.to_numpy() for c in columns]).astype(np.float64, copy=False)
+        x = self.runtime.matrix_input(x)
         if x is None:
             return False
         try:
@@ -117,26 +136,46 @@ class Scorer:
             self._score(rows, lo, mid, errors, out)
             self._score(rows, mid, hi, errors, out)
 
+    def _slow(self, table: Any, start: int, errors: dict[int, str], out: list[Any]) -> None:
+        """Row by row checks of a refused slice, in pieces of ``SLOW_ROWS`` so the halving
+        of a large batch with many bad rows costs what it costs on small ones."""
+        frame = table.select(self.target.features).to_pandas()
+        for lo in range(0, len(frame), SLOW_ROWS):
+            part: dict[int, str] = {}
+            self._score(self._rows(frame.iloc[lo : lo + SLOW_ROWS]), 0,
+                        min(SLOW_ROWS, len(frame) - lo), part, out)  # fmt: skip
+            errors.update({start + lo + i: why for i, why in part.items()})
+
     def __call__(self, batch: Any) -> Any:
+        """Score an Arrow batch (or a pandas one) in slices of the runtime's row limit."""
         import numpy as np
         import pyarrow as pa
 
-        n = len(batch)
-        kept = pa.Table.from_pandas(batch[self.keep], preserve_index=False)
-        columns: dict[str, Any] = {c: kept.column(c) for c in self.keep}
+        table = (
+            batch
+            if isinstance(batch, pa.Table)
+            else pa.Table.from_pandas(batch, preserve_index=False)
+        )
+        n = table.num_rows
+        columns: dict[str, Any] = {c: table.column(c) for c in self.keep}
         errors: dict[int, str] = {}
         outs: list[Any] = []
-        missing = [f for f in self.target.features if f not in batch.columns]
+        missing = [f for f in self.target.features if f not in table.column_names]
         if missing:
             errors = dict.fromkeys(range(n), "missing column(s) " + ", ".join(map(repr, missing)))
-        elif n and not self._fast(batch, outs):
-            self._score(self._rows(batch), 0, n, errors, outs)
+        for start in range(0, n if not missing else 0, self.max_rows):
+            part = table.slice(start, self.max_rows)
+            if not self._fast(part, outs):
+                self._slow(part, start, errors, outs)
         bad = np.zeros(n, dtype=bool)
         bad[list(errors)] = True
         if outs:
             columns.update(self._predictions(np.concatenate(outs), bad))
         columns[VERSION] = pa.array(np.full(n, self.target.version, dtype=np.int64))
-        columns[ERROR] = pa.array([errors.get(i) for i in range(n)], type=pa.string())
+        columns[ERROR] = (
+            pa.array([errors.get(i) for i in range(n)], type=pa.string())
+            if errors else pa.nulls(n, pa.string())
+        )  # fmt: skip
         return pa.table(columns)
 
     def _predictions(self, good: Any, bad: Any) -> dict[str, Any]:
@@ -156,3 +195,23 @@ class Scorer:
             names = [f"{PREDICTION}_{i}" for i in range(good.shape[1])]
         mask = bad if bad.any() else None
         return {name: pa.array(full[:, i], mask=mask) for i, name in enumerate(names)}
+
+
+def score_block(batch: Any, target: BatchTarget, method: str, keep: list[str],
+                max_rows: int) -> Any:  # fmt: skip
+    """Ray Data task: score a block of rows (CSV or DataFrame input)."""
+    return Scorer(target, method, keep, max_rows)(batch)
+
+
+def score_parts(batch: Any, target: BatchTarget, method: str, keep: list[str], max_rows: int,
+                wanted: list[str]) -> Any:  # fmt: skip
+    """Ray Data task: read Parquet units (:func:`..sources.parts`) and score them."""
+    import pyarrow as pa
+
+    from .sources import read_part
+
+    scorer = Scorer(target, method, keep, max_rows)
+    tables = [scorer(read_part(u["path"], u["groups"], wanted)) for u in batch.to_pylist()]
+    if len(tables) == 1:
+        return tables[0]
+    return pa.concat_tables(tables, promote_options="permissive")

@@ -17,6 +17,7 @@ from ..errors import BatchOutputExistsError, BatchSpecError
 from .records import ERROR, ROW
 
 OUTPUT_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
+DICTIONARY_PAGE = 1 << 16
 
 
 def errors_path(output: Path) -> Path:
@@ -56,7 +57,12 @@ class _Writer:
             else:
                 import pyarrow.parquet as pq
 
-                self._file = pq.ParquetWriter(self.partial, table.schema)
+                # A small dictionary page: a column of unique values (an id) stops trying
+                # dictionary encoding after 8k values instead of 131k (75 ms -> 12 ms a
+                # block); a column of few values (a class, a region) still gets it.
+                self._file = pq.ParquetWriter(
+                    self.partial, table.schema, dictionary_pagesize_limit=DICTIONARY_PAGE
+                )
         self._file.write_table(table.select(self._schema.names).cast(self._schema))
 
     def finish(self) -> bool:
