@@ -33,10 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from peer_models import MODELS, fit, records_body
 from ray import serve
 
-try:  # absent before issue 13: run on an older checkout, the breakdown leaves it out
-    from jupyter_deploy.replica.batcher import Batcher
-except ImportError:  # pragma: no cover
-    Batcher = None  # type: ignore[assignment,misc]
+from jupyter_deploy.replica.batcher import Batcher
 
 TOKEN = "bench-breakdown-token"
 
@@ -69,18 +66,24 @@ def _replica(model: Any, sample: Any, monitoring: bool) -> Any:
     # serve.batch asks the replica context for max_ongoing_requests when its queue is made.
     config = type("C", (), {"max_ongoing_requests": 64})()
     app.serve.get_replica_context = lambda: type("R", (), {"_deployment_config": config})()
+    from jupyter_deploy.control.keys import SCOPES, Grant
+    from jupyter_deploy.replica.batcher import run_by_version
+    from jupyter_deploy.replica.keyring import Keyring
+    from jupyter_deploy.replica.shadow import ShadowQueue
+
     replica = object.__new__(app.ModelReplica)
     replica.name, replica._standalone, replica._max_batch_rows = "bench", True, 10_000
-    replica.token_sha256 = hashlib.sha256(TOKEN.encode()).hexdigest()
-    replica._replica_id, replica._shadows = "r1", set()
-    if Batcher is not None:
-        replica._batcher = Batcher(replica._run_batch, app.BATCH_MAX_REQUESTS)
+    replica._keys = Keyring(True)
+    replica._keys.update((Grant(hashlib.sha256(TOKEN.encode()).hexdigest(), "k", SCOPES),))
+    replica._replica_id, replica._monitoring = "r1", monitoring
+    replica._batcher = Batcher(run_by_version, app.BATCH_MAX_REQUESTS)
     replica._aggregator = _Aggregator() if monitoring else None
     replica._telemetry = None
     if monitoring:
         replica._telemetry = Telemetry("bench", "r1", _Aggregator(), 1.0, {}, (), 30)
         replica._telemetry.payloads._send = lambda batch, dropped: None
         replica._telemetry.payloads._done = lambda ref: True
+    replica._shadows = ShadowQueue(replica._telemetry)
     versions = type("V", (), {})()
     versions.routing = Routing("k", state)
     replica._versions = versions
@@ -100,7 +103,7 @@ class _ServeBatched:
 
 class _Batched:
     def __init__(self) -> None:
-        self.batcher = Batcher(lambda items: items, 32) if Batcher is not None else None
+        self.batcher = Batcher(lambda items: items, 32)
 
     async def call(self) -> None:
         await self.batcher.submit(None)
@@ -160,7 +163,7 @@ async def steps(
     answer = rt.answer("predict", out)
     header = f"Bearer {TOKEN}"
     result: dict[str, float] = {}
-    result["auth (sha256 + compare)"] = _time(lambda: replica._authorized(header), calls)
+    result["auth (sha256 + lookup)"] = _time(lambda: replica._keys.check(header, "predict"), calls)
 
     async def read_body() -> None:
         await _request(body).body()
@@ -171,8 +174,7 @@ async def steps(
     result["predict"] = _time(lambda: rt.run("predict", x), calls)
 
     result["batching queue: @serve.batch (before)"] = await _time_async(_SERVE_BATCH.call, calls)
-    if _BATCHER.batcher is not None:
-        result["batching queue: Batcher (now)"] = await _time_async(_BATCHER.call, calls)
+    result["batching queue: Batcher (now)"] = await _time_async(_BATCHER.call, calls)
     result["answer + JSON dump"] = _time(lambda: state.dumps(rt.answer("predict", out)), calls)
     if replica._telemetry is not None:
         tel = replica._telemetry

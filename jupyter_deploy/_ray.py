@@ -179,6 +179,13 @@ HAPROXY_OFF = {"RAY_SERVE_ENABLE_HA_PROXY": "0"}
 # FastAPI app beside it (issue 13). Our head serves only our replicas: same priority as
 # any server the user starts.
 WORKER_PRIORITY = {"RAY_worker_niceness": "0"}
+# Serve runs a replica's user code on an event loop in a second thread by default, so each
+# request crosses threads twice (uvicorn's loop -> ours -> back). Our handler never blocks
+# on anything but the model call, which holds the GIL and so stalls the other loop anyway,
+# and everything slow (loading a version, explanations, shadows) already runs in worker
+# threads of its own: one loop serves the same with less CPU per request and a lower p50
+# at c=1 (bench/cpu.py --knob, docs/benchmarks.md). The replicas read it at import.
+REPLICA_LOOP = {"RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0"}
 HAPROXY_BINARY = "RAY_SERVE_HAPROXY_BINARY_PATH"
 
 

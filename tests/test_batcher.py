@@ -1,4 +1,4 @@
-"""The replica's zero-wait batcher: one loop turn's calls share a batch; a lone call never waits."""
+"""The replica's zero-wait batcher: calls arriving together or turn after turn share a batch."""
 
 from __future__ import annotations
 
@@ -51,3 +51,20 @@ def test_a_cancelled_caller_is_not_computed_for() -> None:
 
     assert asyncio.run(main()) == "kept"
     assert seen == [["kept"]]
+
+
+def test_calls_that_keep_arriving_turn_after_turn_share_a_batch() -> None:
+    seen: list[list[Any]] = []
+
+    async def main() -> None:
+        batcher = Batcher(lambda items: seen.append(items) or items, max_size=32)
+        calls = []
+        for i in range(4):  # one new call per loop turn, as requests read one by one
+            calls.append(asyncio.ensure_future(batcher.submit(i)))
+            await asyncio.sleep(0)
+        await asyncio.gather(*calls)
+        await asyncio.sleep(0)
+        await asyncio.gather(*(batcher.submit(i) for i in (10, 11)))  # a later group
+
+    asyncio.run(main())
+    assert seen == [[0, 1, 2, 3], [10, 11]]
