@@ -24,8 +24,13 @@ def test_monitor_shows_live_traffic_then_stops(iris_dep: Any) -> None:
             return total >= 25 and f"{total} requests since deploy" in monitor.summary.value
 
         wait_for(caught_up, 20, "the monitor to show every request")
-        assert "<polyline" in monitor.traffic.value  # a drawn line, not a placeholder
         assert ">200<" in monitor.statuses.value
+
+        def drawn() -> bool:  # a line needs two seconds of traffic; a fast machine fits 25
+            iris_dep.predict(ROW)  # requests in one
+            return "<polyline" in monitor.traffic.value
+
+        wait_for(drawn, 20, "a drawn line, not a placeholder")
         assert "running" in monitor.summary.value
         wait_for(lambda: monitor.updates >= 2, 20, "a second update")
     finally:
