@@ -99,10 +99,15 @@ def test_parquet_folder_matches_model_predict_with_bad_rows_set_aside(
     frame.iloc[: N // 2].to_parquet(tmp_path / "in" / "part-0.parquet")
     frame.iloc[N // 2 :].to_parquet(tmp_path / "in" / "part-1.parquet")
     out = tmp_path / "scores.parquet"
+    before = dep.metrics()
 
     job = dep.batch(tmp_path / "in", str(out), keep=["customer_id"], progress=False)
 
     assert (job.rows, job.failed, job.version) == (N, 50, dep.version)
+    after = dep.metrics()  # counted as batch, apart from the live traffic
+    counted = {k: after["batch"][k] - before["batch"][k] for k in ("jobs", "rows", "failed")}
+    assert counted == {"jobs": 1, "rows": N, "failed": 50}
+    assert after["total_requests"] == before["total_requests"]
     assert job.output == str(out) and job.errors_output == f"{out}.errors.parquet"
     good = frame.drop(index=list(reasons))
     scored = pd.read_parquet(out)

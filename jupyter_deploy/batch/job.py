@@ -9,6 +9,7 @@ blocks in flight, not by the input's size.
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from typing import Any
@@ -25,6 +26,7 @@ from .sinks import FileSink, FrameSink
 #: rarely; the blocks in flight stay a few MB each.
 BATCH_ROWS = 131_072
 MAX_WORKERS = 4
+_log = logging.getLogger(__name__)
 
 
 #: Lines Ray Data appends to a task's error (retry settings), not part of the reason.
@@ -83,6 +85,18 @@ def _scored(source: sources.Source, target: BatchTarget, method: str, keep: list
         num_cpus=1,
         udf_modifying_row_count=parts,
     )
+
+
+def _count(name: str, rows: int, failed: int, seconds: float) -> None:
+    """Count the job in the deployment's metrics (``batch``, apart from live traffic)."""
+    import ray
+
+    from ..monitoring.aggregator import handle
+
+    try:  # awaited (a CLI's driver exits next), but the job's output is what matters
+        ray.get(handle().batch.remote(name, rows, failed, seconds), timeout=30)
+    except Exception as exc:
+        _log.warning("batch job of %s done, but not counted in its metrics: %s", name, exc)
 
 
 def run(
@@ -155,6 +169,7 @@ def run(
             f"batch job of {target.name} failed, nothing written: {_reason(exc)}"
         ) from exc
     bar.close()
+    _count(target.name, offset, sink.failed, time.perf_counter() - started)
     if isinstance(sink, FrameSink):
         return sink.result()
     out, errors = sink.finish()

@@ -213,6 +213,8 @@ class Deployment(Lifecycle, Keys, Runners, Insight):
         Exact totals (by HTTP status and by version) since the deployment was made, and
         over the last ``window_s`` seconds: request rate, error rate, latency p50/p95/p99
         (ms, from a histogram), errors by kind, and a per-second series with replicas.
+        ``batch``: the batch jobs run with :meth:`batch` (jobs, rows, failed, seconds,
+        last), counted apart from this traffic.
         """
         import ray
 

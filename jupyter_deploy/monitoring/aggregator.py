@@ -35,12 +35,34 @@ class _Second:
 
 
 @dataclass
+class BatchCounts:
+    """Batch jobs of a deployment (``Deployment.batch``), counted apart from live traffic."""
+
+    jobs: int = 0
+    rows: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+    last: float | None = None  # when the last job ended
+
+    def merge(self, other: BatchCounts) -> None:
+        self.jobs, self.rows, self.failed = (
+            self.jobs + other.jobs, self.rows + other.rows, self.failed + other.failed
+        )  # fmt: skip
+        self.seconds += other.seconds
+        self.last = max(filter(None, (self.last, other.last)), default=None)
+
+
+@dataclass
 class _Deployment:
     total: Counts = field(default_factory=Counts)
     by_version: dict[str, Counts] = field(default_factory=dict)
     seconds: deque[_Second] = field(default_factory=lambda: deque(maxlen=KEEP_S))
     quality: Quality | None = None  # drift and feedback; made when a replica registers
     shadow: dict[str, ShadowCounts] = field(default_factory=dict)  # answers as a shadow
+    batch: BatchCounts = field(default_factory=BatchCounts)  # apart from traffic
+
+    def __setstate__(self, state: dict[str, Any]) -> None:  # saved before batch counts
+        self.__dict__.update({"batch": BatchCounts(), **state})
 
 
 def _point(second: _Second) -> dict[str, Any]:
@@ -77,6 +99,12 @@ class Aggregator:
         if data.shadow is not None:
             dep.shadow.setdefault(str(version), ShadowCounts()).merge(data.shadow)
 
+    def batch(self, name: str, rows: int, failed: int, seconds: float) -> None:
+        """A batch job of ``name`` ended: ``rows`` scored (``failed`` of them refused)."""
+        job = BatchCounts(1, rows, failed, seconds, time.time())
+        self._deployments.setdefault(name, _Deployment()).batch.merge(job)
+        self._dirty.add(name)
+
     def forget(self, name: str) -> None:
         self._deployments.pop(name, None)
         self._dirty.discard(name)
@@ -99,6 +127,7 @@ class Aggregator:
                 for version, counts in current.by_version.items():
                     saved.by_version.setdefault(version, Counts()).merge(counts)
                 saved.seconds.extend(current.seconds)
+                saved.batch.merge(current.batch)
             self._deployments[name] = saved
             restored.append(name)
         return restored
@@ -173,6 +202,7 @@ class Aggregator:
             "latency_ms": {f"p{int(q * 100)}": window.percentile(q) for q in (0.5, 0.95, 0.99)},
             "series": [_point(s) for s in recent],
             "shadow": {v: asdict(c) for v, c in dep.shadow.items()},
+            "batch": asdict(dep.batch),
         }
 
     def _selected(self, only: str | None) -> list[tuple[str, _Deployment]]:

@@ -110,6 +110,7 @@ class Monitor:
         xs = [p["t"] - time.time() for p in series]
         p = snap["latency_ms"]
         fmt = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
+        batch = snap.get("batch") or {"jobs": 0}
         self.traffic.value = charts.line("requests/s", xs, [p["requests"] for p in series])
         self.latency.value = charts.line("p95 latency", xs, [p["p95_ms"] for p in series], " ms")
         self.replicas.value = charts.line("replicas serving", xs, [p["replicas"] for p in series])
@@ -121,6 +122,7 @@ class Monitor:
             f"{snap['rate_rps']:.1f} req/s · errors {snap['error_rate']:.1%} · "
             f"p50/p95/p99 {fmt(p['p50'])}/{fmt(p['p95'])}/{fmt(p['p99'])} ms · "
             f"replicas {replicas_now.get('RUNNING', 0)} running"
+            + (f" · batch {batch['jobs']} jobs, {batch['rows']:,} rows" if batch["jobs"] else "")
         )
         self.updates += 1
         if self.updates % QUALITY_EVERY == 1:  # after the first traffic picture, then every 5
