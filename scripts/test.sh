@@ -9,7 +9,7 @@ bash scripts/setup.sh
 .venv/bin/mypy
 
 set +e
-.venv/bin/python -m pytest "$@"
+.venv/bin/python -m pytest --durations=15 "$@"  # the slowest tests, to keep CI short
 status=$?
 set -e
 if [ "$status" -eq 5 ]; then  # pytest: no tests collected; not a failure of the code
