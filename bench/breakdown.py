@@ -185,7 +185,7 @@ async def steps(
 
         result["metrics: count + histogram"] = _time(record, calls)
         result["drift/feedback: keep input + output"] = _time(
-            lambda: tel.prediction(1, x, out, "rid"), calls
+            lambda: tel.prediction(state, x, out, "rid"), calls
         )
         result["payload log: sample + buffer"] = _time(
             lambda: tel.payloads.log("rid", 1, "predict", 200, 1.0, rows, body, resp), calls
