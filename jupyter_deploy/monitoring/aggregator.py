@@ -45,9 +45,9 @@ class BatchCounts:
     last: float | None = None  # when the last job ended
 
     def merge(self, other: BatchCounts) -> None:
-        self.jobs, self.rows, self.failed = (
-            self.jobs + other.jobs, self.rows + other.rows, self.failed + other.failed
-        )  # fmt: skip
+        self.jobs += other.jobs
+        self.rows += other.rows
+        self.failed += other.failed
         self.seconds += other.seconds
         self.last = max(filter(None, (self.last, other.last)), default=None)
 
