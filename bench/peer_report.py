@@ -88,6 +88,11 @@ def write_report(out: Path, load: list[dict[str, Any]], meta: dict[str, Any]) ->
         lines.append(f"| {f['figure']} | {rounds} | {med} | {f['target']} | {met} |")
     if "mlserver" in meta:
         lines += ["", f"MLServer: {meta['mlserver']}"]
+    for idle in meta.get("after_idle", ()):  # bench/peers.py --idle
+        lines += ["", f"After {idle['idle_s']:.0f} s idle ({idle['model']}, first: "
+                  f"{' then '.join(idle['order'])}): " + "; ".join(
+                      f"{k} first {idle[k]['first_ms']:.2f} ms, next 20 median "
+                      f"{idle[k]['steady_median_ms']:.2f} ms" for k in idle["order"])]  # fmt: skip
     md = "\n".join(lines) + "\n"
     (out / "peers.md").write_text(md)
     return md

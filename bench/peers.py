@@ -1,6 +1,7 @@
 """Ours against what a data scientist would pick instead, side by side on the same cores.
 
-``python bench/peers.py [--smoke] [--mlserver] [--rounds 3] [--seconds 2] [--out DIR]``
+``python bench/peers.py [--smoke] [--mlserver] [--rounds 3] [--seconds 2] [--out DIR]
+[--models forest] [--idle 65 [--idle-repeats 2]]``
 
 Servers, each given both cores: ours (2 replicas, auth and monitoring on, HAProxy
 ingress, on the cluster of ``JD_RAY_PORT``/``JD_HTTP_PORT``), ``bentoml serve`` of the
@@ -97,8 +98,11 @@ def _args() -> argparse.Namespace:
     p.add_argument("--rounds", type=int)
     p.add_argument("--seconds", type=float)
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "peers")
+    p.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
     p.add_argument("--idle", type=float, default=0.0,
-                   help="then leave ours idle this long (s), time its next requests")  # fmt: skip
+                   help="then leave every server idle this long (s), time ours' and FastAPI's "
+                   "next requests")  # fmt: skip
+    p.add_argument("--idle-repeats", type=int, default=1, help="idle pauses (order alternates)")
     return p.parse_args()
 
 
@@ -117,7 +121,7 @@ def main() -> None:
     extra: dict[str, Any] = {}
     try:
         port = BASE_PORT
-        for model_name in MODELS:
+        for model_name in a.models:
             model, sample = fit(model_name)
             probe = records_body(sample, 1)
             for mon in (True, False) if model_name == "iris" else (True,):
@@ -127,7 +131,7 @@ def main() -> None:
                                 monitoring=mon)  # fmt: skip
                 deployed.append(d)
                 peers.append(Peer(label, model_name, f"{d.handle.url}/predict", d.handle.token))
-            tag = deployed[-1 if model_name == "forest" else -2].handle.bento_tag
+            tag = deployed[-1 if model_name == "forest" else -2].handle.bento_tag  # mon on
             service = _service_name(tag)
             for workers in (1, 2):
                 b = BentoServer(tag, None, port, a.out / f"bentoml-{model_name}-{workers}.log",
@@ -167,7 +171,9 @@ def main() -> None:
         log(f"{len(peers)} servers answer correctly; load rounds")
         load = _rounds(peers, rounds, seconds, warmup=not a.smoke)
         if a.idle:
-            extra["after_idle"] = _after_idle(peers[0], a.idle)
+            pair = [p for p in peers if p.label in ("ours", "fastapi_2w")][:2]
+            extra["after_idle"] = [_after_idle(pair[:: 1 if i % 2 == 0 else -1], a.idle)
+                                   for i in range(a.idle_repeats)]  # fmt: skip
             log(f"after {a.idle:.0f} s idle: {extra['after_idle']}")
     finally:
         for s in stoppers:
@@ -202,19 +208,21 @@ def _rounds(peers: list[Peer], rounds: int, seconds: float, warmup: bool) -> lis
     return out
 
 
-def _after_idle(peer: Peer, idle_s: float) -> dict[str, Any]:
-    """Milliseconds of ours' first request after ``idle_s`` idle, against the next 20.
+def _after_idle(pair: list[Peer], idle_s: float) -> dict[str, Any]:
+    """Milliseconds of each server's first request after ``idle_s`` idle, against its next
+    20, for ours and FastAPI after the same pause (first requests in ``pair``'s order).
 
     Each request on a new connection, as a client that comes back after a pause does.
     """
     import http.client
     from urllib.parse import urlsplit
 
-    body = peer.body(fit(peer.model)[1], 1)
-    url = urlsplit(peer.url)
-    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {peer.token}"}
-
-    def once() -> float:
+    def once(peer: Peer) -> float:
+        url = urlsplit(peer.url)
+        headers = {"Content-Type": "application/json"}
+        if peer.token:
+            headers["Authorization"] = f"Bearer {peer.token}"
+        body = peer.body(fit(peer.model)[1], 1)
         # http.client, not httpx: a new httpx client costs ~40 ms (its SSL context).
         conn = http.client.HTTPConnection(url.hostname or "", url.port)
         t = time.perf_counter()
@@ -225,9 +233,13 @@ def _after_idle(peer: Peer, idle_s: float) -> dict[str, Any]:
         return elapsed
 
     time.sleep(idle_s)
-    first = once()
-    steady = sorted(once() for _ in range(20))
-    return {"idle_s": idle_s, "first_ms": first, "steady_median_ms": steady[10]}
+    first = {p.label: once(p) for p in pair}
+    out: dict[str, Any] = {"idle_s": idle_s, "order": [p.label for p in pair],
+                           "model": pair[0].model}  # fmt: skip
+    for p in pair:
+        steady = sorted(once(p) for _ in range(20))
+        out[p.label] = {"first_ms": first[p.label], "steady_median_ms": steady[10]}
+    return out
 
 
 def _service_name(tag: str) -> str:
