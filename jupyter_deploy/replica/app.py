@@ -39,7 +39,6 @@ from .secret import token_hash
 from .shadow import ShadowQueue
 from .telemetry import Telemetry
 from .versions import Versions
-from .warning_filters import compact as compact_warning_filters
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
 BATCH_MAX_REQUESTS = 32
@@ -77,7 +76,6 @@ class ModelReplica:
     """Serve ``predict``/``predict_proba`` and the Bento's docs for the target version."""
 
     def __init__(self, config: dict[str, Any]) -> None:
-        compact_warning_filters()  # a forest's predict pays per filter (warning_filters.py)
         self.name: str = config["name"]
         # Key hashes come with each target; an export's one from a secret (replica/secret.py).
         self._keys = Keyring(bool(config.get("auth")), token_hash(config))
@@ -133,7 +131,6 @@ class ModelReplica:
     def _load(self, version: int, bento_tag: str) -> LoadedVersion:
         state = LoadedVersion.load(self.name, version, bento_tag, self._max_batch_rows,
                                    _registry_fetch, self._monitoring, self._keys.auth)  # fmt: skip
-        compact_warning_filters()  # the version's imports may have added some
         if self._telemetry is not None:
             self._telemetry.loaded(state)
         return state

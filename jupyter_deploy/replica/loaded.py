@@ -24,6 +24,7 @@ from typing import Any
 
 from ..build.reference import REFERENCE_FILE
 from .openapi import document
+from .warning_filters import compact as compact_warning_filters
 
 _DOCS_HTML = """<!doctype html><html><head><title>{name} API</title></head><body>
 <h1>{name} v{version}</h1><p>OpenAPI document: <a href="docs.json">docs.json</a>.
@@ -128,6 +129,9 @@ class LoadedVersion:
             ),
             "/metadata": (json.dumps(metadata).encode(), "application/json"),
         }
+        # Its imports are done (the runtime's, the model's): the process's warning filters,
+        # which a forest's predict pays for per tree, made few (warning_filters.py).
+        compact_warning_filters()
         return cls(
             name=name,
             version=version,

@@ -13,9 +13,10 @@ module or line number already takes every category they name) and merges neighbo
 the same action (categories into one tuple, as ``issubclass`` and the C ``warnings``
 module accept; message patterns into one alternation). Nothing is dropped or reordered
 that could decide a warning, so a model's warnings reach the replica's log exactly as
-before. :func:`compact` applies it in place once the replica's imports (and each
-version's) are done, so a ``catch_warnings`` running in another thread restores the same,
-shortened list.
+before. :func:`compact` applies it in place each time a version is loaded
+(:meth:`~jupyter_deploy.replica.loaded.LoadedVersion.load`: in replicas, batch scorers and
+stream consumers alike), when the process's imports and the model's are done; in place,
+so a ``catch_warnings`` running in another thread restores the same, shortened list.
 """
 
 from __future__ import annotations
