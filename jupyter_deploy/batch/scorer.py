@@ -1,6 +1,6 @@
-"""The scoring actor: one loaded Bento version, scoring batches of rows.
+"""The scoring task: one loaded Bento version, scoring batches of rows.
 
-Each actor of the job's pool loads the deployment's Bento exactly as a replica does
+Each worker process of the job loads the deployment's Bento exactly as a replica does
 (:meth:`LoadedVersion.load`: the archive from the cluster registry, the Bento's own
 ``jd_runtime.py``), so a row is valid in a batch job if and only if the endpoint would
 accept it. A batch is validated and predicted whole (all-float batches through the runtime's
