@@ -22,7 +22,14 @@ and stops it at the end. Figures, in one run on the same machine state:
   cluster's session, sampled every 0.1 s; and the same minus the sum before the job) for
   1/10 of the rows and for all of them: streaming means the second is not ten times the
   first. ``load_average`` is the machine's before and after (it is shared: compare the
-  ratios, measured side by side, not the rows/s of two runs).
+  ratios, measured side by side, not the rows/s of two runs);
+* the same job and reference (interleaved rounds) for models whose predict, not the
+  read, is the work, on the 1/10 file: a HistGradientBoostingClassifier (100 trees) and
+  a RandomForestClassifier (100 trees), as scikit-learn makes them, on the same 4
+  features. The boosting's predict is multi-threaded (OpenMP): the reference keeps a
+  thread per core, the job's tasks one each (Ray sets ``OMP_NUM_THREADS`` to a task's
+  CPUs), so both use 2 cores. The forest predicts on one thread (``n_jobs=None``) in
+  both.
 """
 
 from __future__ import annotations
@@ -89,12 +96,41 @@ def reference(path: Path, model: Any) -> float:
     import numpy as np
     import pyarrow.parquet as pq
 
-    began, rows = time.perf_counter(), 0
+    began, cpu, rows = time.perf_counter(), time.process_time(), 0
     for batch in pq.ParquetFile(path).iter_batches(batch_size=65_536, columns=FEATURES):
         x = np.column_stack([batch.column(f).to_numpy() for f in FEATURES])
         model.predict(x)
         rows += len(x)
-    return rows / (time.perf_counter() - began)
+    wall = time.perf_counter() - began
+    REFERENCE_CPU.append((time.process_time() - cpu) / wall)
+    return rows / wall
+
+
+#: CPU-seconds per wall-second of each reference run (its threads included).
+REFERENCE_CPU: list[float] = []
+
+
+def rounds(dep: Any, path: Path, model: Any, out: Path, count: int) -> dict[str, Any]:
+    """``count`` rounds of reference, warm job, reference: each job's rows/s over the mean
+    of the two references beside it (the machine's load moves between runs)."""
+    import statistics
+
+    ratios, jobs, refs, cpu = [], [], [], []
+    for i in range(count):
+        before = reference(path, model)
+        cpu.append(REFERENCE_CPU[-1])
+        job = dep.batch(str(path), str(out / f"round-{i}.parquet"), keep=["customer_id"],
+                        progress=False)  # fmt: skip
+        after = reference(path, model)
+        cpu.append(REFERENCE_CPU[-1])
+        ratios.append(job.rows_per_s / ((before + after) / 2))
+        jobs.append(round(job.rows_per_s))
+        refs += [round(before), round(after)]
+    return {"rows": job.rows, "ratio_median": round(statistics.median(ratios), 3),
+            "ratios": [round(r, 3) for r in ratios], "job_rows_per_s": jobs,
+            "reference_rows_per_s": refs,
+            "reference_cpu_per_wall": [round(c, 2) for c in cpu],
+            "load_average": os.getloadavg()}  # fmt: skip
 
 
 class PeakMemory:
@@ -141,11 +177,25 @@ class PeakMemory:
         return (self.peak - self.base) / 1e6
 
 
+def tree_row(jd: Any, model: Any, sample: Any, path: Path, work: Path, count: int) -> dict:
+    """Reference and job (cold, then warm rounds) for a tree model on ``path``."""
+    model.fit(sample.to_numpy(), (sample.f0 > sample.f1).astype(int))
+    dep = jd.deploy(model, name="bench-batch-tree", sample=sample, progress=False)
+    cold = dep.batch(str(path), str(work / "tree-cold.parquet"), keep=["customer_id"],
+                     progress=False)  # fmt: skip
+    row = {"cold_seconds": round(cold.seconds, 2)}
+    row.update(rounds(dep, path, model, work / "tree", count))
+    dep.delete()
+    return row
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--rows", type=int, default=1_000_000)
     p.add_argument("--workers", type=int, default=None, help="scoring tasks (default: auto)")
     p.add_argument("--out", default="bench/results/batch")
+    p.add_argument("--no-tree", action="store_true", help="skip the gradient-boosting row")
+    p.add_argument("--rounds", type=int, default=5, help="interleaved reference/job rounds")
     args = p.parse_args()
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -204,8 +254,18 @@ def main() -> int:
         figures["memory_above_idle_10x_over_1x"] = round(
             figures["large"]["peak_mb"] / max(figures["small"]["peak_mb"], 1.0), 2
         )
+        figures["rounds"] = rounds(dep, large, model, work, args.rounds)
+        print("rounds", figures["rounds"], flush=True)
         figures["load_average_after"] = os.getloadavg()
         dep.delete()
+        if not args.no_tree:
+            from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+
+            trees = {"hgb": HistGradientBoostingClassifier(random_state=0),
+                     "forest": RandomForestClassifier(100, random_state=0)}  # fmt: skip
+            for key, tree in trees.items():
+                figures[key] = tree_row(jd, tree, sample, small, work / key, 3)
+                print(key, figures[key], flush=True)
     finally:
         jd.stop_cluster()
     (out / "batch.json").write_text(json.dumps(figures, indent=2))

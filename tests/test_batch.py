@@ -123,6 +123,27 @@ def test_parquet_folder_matches_model_predict_with_bad_rows_set_aside(
     assert "BatchResult batchy" in repr(job) and "50 failed" in job._repr_html_()
 
 
+def test_parts_of_files_with_another_id_type_are_cast_to_the_first(
+    tiny: tuple[Any, Any], tmp_path: Path
+) -> None:
+    model, dep = tiny
+    a, b = _rows(300, 12), _rows(200, 13)
+    (tmp_path / "in").mkdir()
+    a.astype({"customer_id": "int32"}).to_parquet(tmp_path / "in" / "a.parquet")
+    b.to_parquet(tmp_path / "in" / "b.parquet")  # int64 ids: the tasks' parts differ
+
+    job = dep.batch(tmp_path / "in", str(tmp_path / "out.parquet"), keep=["customer_id"],
+                    progress=False)  # fmt: skip
+
+    assert (job.rows, job.failed, job.errors_output) == (500, 0, None)
+    scored = pd.read_parquet(job.output)
+    assert str(scored.customer_id.dtype) == "int32"
+    both = pd.concat([a, b])
+    assert scored.customer_id.tolist() == both.customer_id.tolist()
+    assert (scored.prediction.to_numpy() == model.predict(both[FEATURES].to_numpy())).all()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "out.parquet"]
+
+
 def test_csv_glob_parses_text_and_names_wrong_types_and_missing_columns(
     tiny: tuple[Any, Any], tmp_path: Path
 ) -> None:

@@ -23,7 +23,7 @@ LAYERS = {
     "replica": 3,  # the Serve replica and what it records
     "rollout": 4,  # driver: make Serve match the desired state, wait until it does
     "export": 5,  # kernel/CLI: the Bento as an ONNX graph (with parity report) or archive
-    "batch": 5,  # driver + scoring actors: Ray Data jobs over a version's Bento
+    "batch": 5,  # driver + scoring tasks over a version's Bento
     "stream": 5,  # consumer actors: a broker's messages scored with a version's Bento
     "client": 6,  # the API and the deployment handle
     "pipelines": 7,  # gate, candidate, deployment-notebook runner

@@ -1,10 +1,11 @@
-"""A batch job: check everything up front, then stream the input through scoring actors.
+"""A batch job: check everything up front, then stream the input through scoring tasks.
 
 The driver (the kernel, or the CLI) resolves the input and the output and fails with one
-line before any work; then Ray Data reads the input in blocks on the cluster, an actor
-pool scores them (:class:`~jupyter_deploy.batch.scorer.Scorer`), and the driver streams
-the scored blocks, in input order, into the output file. Memory stays bounded by the
-blocks in flight, not by the input's size.
+line before any work; then tasks on the cluster score the input in blocks
+(:class:`~jupyter_deploy.batch.scorer.Scorer`: Parquet read units as plain tasks, CSV and
+DataFrames through Ray Data) and, for a file output, each writes its block as a part
+file; the driver stitches the parts, in input order, into the output file. Memory stays
+bounded by the blocks in flight, not by the input's size.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from typing import Any
 
 from ..errors import BatchFailedError, BatchSpecError, JupyterDeployError
 from ..progress import RowProgress
-from . import sources
+from . import sources, units
 from .records import ERROR, PREDICTION, ROW, VERSION, BatchResult, BatchTarget
-from .scorer import score_block, score_parts
+from .scorer import score_block
 from .sinks import FileSink, FrameSink
 
 #: Rows per read unit and per scoring call (the runtime's per-call row limit in the
@@ -57,34 +58,39 @@ def default_workers() -> int:
 
 
 def _scored(source: sources.Source, target: BatchTarget, method: str, keep: list[str],
-            workers: int, batch_rows: int) -> Any:  # fmt: skip
-    """The dataset of scored blocks, in input order.
+            workers: int, batch_rows: int, parts: tuple[str, str] | None) -> Any:  # fmt: skip
+    """The scored blocks, in input order; with ``parts`` (a folder and a format) the
+    manifests of the part files the tasks wrote instead (:func:`..sinks.write_part`).
 
-    Parquet: one block per read unit, which the task reads itself (:func:`score_parts`).
-    CSV and DataFrame input: Ray Data's blocks of rows (:func:`score_block`). Tasks, not
-    actors: the pooled worker processes keep the loaded Bento for the next job.
+    Parquet: plain tasks, one per read unit, which the task reads itself
+    (:mod:`.units`). CSV and DataFrame input: Ray Data's blocks of rows
+    (:func:`score_block`). Tasks, not actors: the pooled worker processes keep the loaded
+    Bento for the next job.
     """
+    if source.kind == "parquet":
+        assert parts is not None  # Parquet input always has a file output
+        wanted = sources.wanted_columns(source, list(target.columns), keep)
+        plan = sources.parts(source, batch_rows)
+        workers = max(1, min(workers, len(plan)))
+        return units.manifests(plan, target, method, keep, batch_rows, parts, wanted, workers)
     from ray.data import TaskPoolStrategy
 
     ds = sources.dataset(source, list(target.columns), keep, batch_rows)
     ds.context.execution_options.preserve_order = True  # row numbers come from the order
     ds.context.enable_progress_bars = False  # ours shows rows of the whole job instead
     ds.context.raise_original_map_exception = True  # the task's own error, not "UDF failed"
-    parts = source.kind == "parquet"
     if source.kind != "csv":  # no more tasks than blocks (Ray Data warns otherwise)
         workers = max(1, min(workers, ds.num_blocks()))
-    args: list[Any] = [target, method, keep, batch_rows]
-    if parts:
-        args.append(sources.wanted_columns(source, list(target.columns), keep))
-    return ds.map_batches(
-        score_parts if parts else score_block,
-        fn_args=args,
-        batch_size=1 if parts else batch_rows,
+    scored = ds.map_batches(
+        score_block,
+        fn_args=[target, method, keep, batch_rows, parts],
+        batch_size=batch_rows,
         batch_format="pyarrow",
         compute=TaskPoolStrategy(size=workers),
         num_cpus=1,
-        udf_modifying_row_count=parts,
+        udf_modifying_row_count=parts is not None,
     )
+    return scored.iter_batches(batch_size=None, batch_format="pyarrow")
 
 
 def _count(name: str, rows: int, failed: int, seconds: float) -> None:
@@ -152,14 +158,15 @@ def run(
     bar = RowProgress(f"batch {target.name} v{target.version}", source.total_rows, progress)
     blocks: Any = ()  # an input of no rows: nothing to start
     if source.total_rows != 0:
-        scored = _scored(source, target, method, keep, workers or default_workers(), batch_rows)
-        blocks = scored.iter_batches(batch_size=None, batch_format="pyarrow")
+        parts = (str(sink.parts), sink.kind) if isinstance(sink, FileSink) else None
+        blocks = _scored(source, target, method, keep, workers or default_workers(), batch_rows,
+                         parts)  # fmt: skip
     offset = 0
     try:
         for block in blocks:
-            sink.write(block, offset)
-            offset += block.num_rows
-            bar.advance(block.num_rows)
+            rows = sink.write(block, offset)
+            offset += rows
+            bar.advance(rows)
     except JupyterDeployError:
         sink.abort()
         raise

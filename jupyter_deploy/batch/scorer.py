@@ -1,6 +1,6 @@
-"""The scoring actor: one loaded Bento version, scoring batches of rows.
+"""The scoring task: one loaded Bento version, scoring batches of rows.
 
-Each actor of the job's pool loads the deployment's Bento exactly as a replica does
+Each worker process of the job loads the deployment's Bento exactly as a replica does
 (:meth:`LoadedVersion.load`: the archive from the cluster registry, the Bento's own
 ``jd_runtime.py``), so a row is valid in a batch job if and only if the endpoint would
 accept it. A batch is validated and predicted whole (all-float batches through the runtime's
@@ -197,21 +197,27 @@ class Scorer:
         return {name: pa.array(full[:, i], mask=mask) for i, name in enumerate(names)}
 
 
-def score_block(batch: Any, target: BatchTarget, method: str, keep: list[str],
-                max_rows: int) -> Any:  # fmt: skip
-    """Ray Data task: score a block of rows (CSV or DataFrame input)."""
-    return Scorer(target, method, keep, max_rows)(batch)
-
-
-def score_parts(batch: Any, target: BatchTarget, method: str, keep: list[str], max_rows: int,
-                wanted: list[str]) -> Any:  # fmt: skip
-    """Ray Data task: read Parquet units (:func:`..sources.parts`) and score them."""
+def score_block(batch: Any, target: BatchTarget, method: str, keep: list[str], max_rows: int,
+                parts: tuple[str, str] | None) -> Any:  # fmt: skip
+    """Ray Data task: score a block of rows (CSV or DataFrame input); with ``parts`` (a
+    folder and a format), write it as a part file and return its manifest row."""
     import pyarrow as pa
 
+    table = Scorer(target, method, keep, max_rows)(batch)
+    if parts is None:
+        return table
+    from .sinks import write_part
+
+    return pa.Table.from_pylist([write_part(table, *parts, keep)])
+
+
+def score_units(units: list[dict[str, Any]], target: BatchTarget, method: str, keep: list[str],
+                max_rows: int, parts: tuple[str, str], wanted: list[str]) -> list[Any]:  # fmt: skip
+    """Ray task: read Parquet units (:func:`..sources.parts`), score them and write each
+    as a part file; the manifest rows (:func:`..sinks.write_part`)."""
+    from .sinks import write_part
     from .sources import read_part
 
     scorer = Scorer(target, method, keep, max_rows)
-    tables = [scorer(read_part(u["path"], u["groups"], wanted)) for u in batch.to_pylist()]
-    if len(tables) == 1:
-        return tables[0]
-    return pa.concat_tables(tables, promote_options="permissive")
+    return [write_part(scorer(read_part(u["path"], u["groups"], wanted)), *parts, keep)
+            for u in units]  # fmt: skip

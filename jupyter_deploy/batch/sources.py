@@ -131,7 +131,7 @@ def check_keep(source: Source, keep: list[str], reserved: set[str]) -> None:
 def parts(source: Source, rows: int) -> list[dict[str, Any]]:
     """Parquet input as read units of about ``rows`` rows: whole row groups of one file.
 
-    A scoring actor reads its unit itself (:func:`read_part`), so the rows go from the
+    A scoring task reads its unit itself (:func:`read_part`), so the rows go from the
     file straight into the model's matrix: no read tasks, no copy through the object
     store. Units are in input order; a row group larger than ``rows`` is a unit alone.
     """
@@ -168,17 +168,14 @@ def wanted_columns(source: Source, features: list[tuple[str, str]], keep: list[s
 
 
 def dataset(source: Source, features: list[tuple[str, str]], keep: list[str], rows: int) -> Any:
-    """The Ray dataset of ``source``: Parquet read units (:func:`parts`, one per block),
-    or the rows themselves for a DataFrame or CSV input. Only CSV is read lazily."""
+    """The Ray dataset of a DataFrame or CSV ``source`` (Parquet input is planned as
+    read units, :func:`parts`, for plain tasks). Only CSV is read lazily."""
     import ray.data
 
     if source.kind == "frame":  # blocks of ``rows`` rows, so the tasks share the work
         frame = source.frame.reset_index(drop=True)
         chunks = [frame.iloc[i : i + rows] for i in range(0, len(frame), rows)]
         return ray.data.from_pandas(chunks or [frame])
-    if source.kind == "parquet":
-        units = parts(source, rows)
-        return ray.data.from_items(units, override_num_blocks=max(1, len(units)))
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
