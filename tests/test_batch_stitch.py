@@ -8,6 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+import pytest
 
 from jupyter_deploy.batch.sinks import parquet_writer
 from jupyter_deploy.batch.stitch import CsvStitcher, ParquetStitcher
@@ -43,6 +44,17 @@ def test_parquet_parts_become_one_file_of_their_rows_in_order(tmp_path: Path) ->
     assert pq.read_table(tmp_path / "out.parquet").equals(pa.concat_tables(tables))
     last = pq.read_table(tmp_path / "out.parquet", filters=[("id", ">=", 19_000_000)])
     assert last.equals(tables[-1])  # row-group statistics point at the right chunks
+
+
+def test_a_part_with_a_page_index_is_refused(tmp_path: Path) -> None:
+    table = _tables(1)[0]
+    part = tmp_path / "indexed.parquet"
+    pq.write_table(table, part, write_page_index=True)
+    stitcher = ParquetStitcher(tmp_path / "out.parquet")
+    with pytest.raises(ValueError, match="page index"):
+        stitcher.append(part)
+    stitcher.abort()
+    assert not (tmp_path / "out.parquet").exists()
 
 
 def test_a_part_of_another_schema_does_not_fit_and_no_part_means_no_file(tmp_path: Path) -> None:

@@ -35,11 +35,13 @@ def parquet_writer(path: Any, schema: Any) -> Any:
 
     A small dictionary page: a column of unique values (an id) stops trying dictionary
     encoding after 8k values instead of 131k (75 ms -> 12 ms a block); a column of few
-    values (a class, a region) still gets it.
+    values (a class, a region) still gets it. No page index: the stitcher (stitch.py) moves
+    the footer's offsets only, and a page index holds page offsets of its own.
     """
     import pyarrow.parquet as pq
 
-    return pq.ParquetWriter(path, schema, dictionary_pagesize_limit=DICTIONARY_PAGE)
+    return pq.ParquetWriter(path, schema, dictionary_pagesize_limit=DICTIONARY_PAGE,
+                            write_page_index=False)  # fmt: skip
 
 
 def write_part(table: Any, folder: str, kind: str, keep: list[str]) -> dict[str, Any]:

@@ -30,7 +30,8 @@ _TRUE, _FALSE, _BYTE, _I16, _I32, _I64, _DOUBLE, _BINARY, _LIST, _SET, _MAP, _ST
 # bloom_filter_offset.
 _NUM_ROWS, _ROW_GROUPS, _SCHEMA = 3, 4, 2
 _RG_COLUMNS, _RG_OFFSETS, _RG_ORDINAL = 1, {5}, 7
-_CC_META, _CC_OFFSETS = 3, {2, 4, 6}
+_CC_META, _CC_OFFSETS = 3, {2}
+_CC_PAGE_INDEX = {4, 6}  # where a page index is: it holds page offsets we do not move
 _CM_OFFSETS = {9, 10, 11, 14}
 
 
@@ -194,8 +195,17 @@ class ParquetStitcher:
         meta, _ = footer(part)
         return _field(meta, _SCHEMA) == _field(self._meta, _SCHEMA)
 
+    @staticmethod
+    def _no_page_index(part: str | os.PathLike[str], meta: list[list[Any]]) -> None:
+        groups = _field(meta, _ROW_GROUPS)
+        for group in groups[2][1] if groups else []:
+            for chunk in _field(group, _RG_COLUMNS)[2][1]:  # type: ignore[index]
+                if any(f[0] in _CC_PAGE_INDEX for f in chunk):
+                    raise ValueError(f"{part} has a page index, which stitching would break")
+
     def append(self, part: str | os.PathLike[str], header: int = 0) -> None:
         meta, end = footer(part)
+        self._no_page_index(part, meta)
         by = self._file.tell() - len(MAGIC)  # the part's offsets count from its own start
         with open(part, "rb") as f:
             f.seek(len(MAGIC))
