@@ -1,11 +1,14 @@
 """Deployments survive the cluster: a clean stop, a crash of the head, an interrupted rollout.
 
-These restart the session's shared cluster on purpose: what comes back is exactly what
-the store says, and the other tests' deployments come back with it.
+Streams are desired state too: their consumers come back with a clean restart, and
+nothing sent while the cluster was down is lost or answered twice. These tests restart
+the session's shared cluster on purpose: what comes back is exactly what the store says,
+and the other tests' deployments come back with it.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -69,18 +72,60 @@ def _check_restored(iris: tuple[Any, Any], before: dict[str, Any]) -> None:
     assert len(alpha.logs()) >= before["alpha_logs"]
 
 
-def test_clean_restart_restores_every_deployment(cluster: Any, iris: tuple[Any, Any]) -> None:
+N = 2_000  # stream events sent before the restart, and as many while the cluster is down
+
+
+def _send(r: Any, rows: list[dict[str, Any]], start: int) -> None:
+    pipe = r.pipeline(transaction=False)
+    for i in range(start, start + N):
+        pipe.xadd("r-in", {"data": json.dumps(rows[i % len(rows)]), "id": str(i)})
+    pipe.execute()
+
+
+def test_clean_restart_restores_every_deployment_and_stream(
+    cluster: Any, iris: tuple[Any, Any], redis_url: str
+) -> None:
+    import redis
+    from sklearn.tree import DecisionTreeClassifier
+
+    x, y = iris
+    model = DecisionTreeClassifier(random_state=0).fit(x, y)
+    rows = json.loads(x.to_json(orient="records"))
+    expected = model.predict(x).tolist()
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
     try:
         _, _, before = _make_two(iris)
+        dep = jd.deploy(model, name="restream", sample=x, progress=False)
+        dep.stream(redis_url, "r-in", "r-out", group="g", batch_size=128)
+        _send(r, rows, 0)
+        wait_for(lambda: r.xlen("r-out") == N, 180, f"{N} answers before the restart")
+
         assert jd.stop_cluster() is True
+        _send(r, rows, N)  # the broker keeps them while the cluster is down
+        # A batch in flight when the cluster stopped: taken by the consumer, not acknowledged.
+        held = r.xreadgroup("g", "restream-0", {"r-in": ">"}, count=50)[0][1]
+        assert len(held) == 50
         started = time.monotonic()
         jd.start_cluster()
         print(f"restart -> both answering: {time.monotonic() - started:.1f} s")
         _check_restored(iris, before)
         events = [e.event for e in jd.get("alpha")._record.events]
         assert events[-1] == "restore" and events.count("deploy") == 2
+
+        wait_for(lambda: r.xlen("r-out") == 2 * N, 300, f"{2 * N} answers after the restart")
+        answers = [a for _, a in r.xrange("r-out")]
+        ids = [a["id"] for a in answers]
+        assert sorted(map(int, ids)) == list(range(2 * N))  # each answered once, none lost
+        assert all(json.loads(a["prediction"]) == expected[int(a["id"]) % len(rows)]
+                   for a in answers)  # fmt: skip
+        assert r.xpending("r-in", "g")["pending"] == 0
+        (job,) = jd.get("restream").streams()
+        status = job.status()
+        assert (status.consumers, status.lag, status.processed) == (1, 0, N)
+        job.stop()
+        assert jd.get("restream").streams() == []
     finally:
-        for name in ("alpha", "beta"):
+        for name in ("alpha", "beta", "restream"):
             jd.undeploy(name)
 
 

@@ -1,6 +1,6 @@
 """Stream consumers against a real ``redis-server`` (Debian's) on a free loopback port.
 
-The restore after a cluster restart is in ``test_stream_restore.py``.
+The restore after a cluster restart is in ``test_restore.py`` (one restart for both).
 """
 
 from __future__ import annotations
