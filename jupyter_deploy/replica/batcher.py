@@ -27,6 +27,8 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+from .warning_filters import keep_compact
+
 MAX_TURNS = 8  # loop turns a batch may wait while calls keep joining it
 
 
@@ -89,6 +91,7 @@ def run_by_version(calls: list[tuple[Any, str, Any]]) -> list[Any]:
 
     If one request's data fails the merged call, each runs alone, so only it fails.
     """
+    keep_compact()  # the model's warning filters stay few (warning_filters.py)
     results: list[Any] = [None] * len(calls)
     for key in {(id(state), method) for state, method, _ in calls}:
         idx = [i for i, (st, m, _) in enumerate(calls) if (id(st), m) == key]

@@ -89,12 +89,25 @@ def compacted(filters: list[Filter]) -> list[Filter]:
     return out
 
 
+_length = -1  # len(warnings.filters) after the last compact()
+
+
 def compact() -> None:
     """Shorten ``warnings.filters`` in place (one slice assignment: atomic under the GIL)."""
+    global _length
     before = len(warnings.filters)
     warnings.filters[:] = compacted(list(warnings.filters))  # type: ignore[index]
     mutated = getattr(warnings, "_filters_mutated", None)  # what filterwarnings() calls
     if mutated is not None:
         mutated()
-    if len(warnings.filters) != before:
+    _length = len(warnings.filters)
+    if _length != before:
         _log.debug("warning filters: %d, compacted from %d", len(warnings.filters), before)
+
+
+def keep_compact() -> None:
+    """Compact again if the list changed length since :func:`compact` (a module imported
+    later added filters, or a ``catch_warnings`` that was open in another thread during the
+    load restored the list it saved). One ``len`` per model batch otherwise."""
+    if len(warnings.filters) != _length:
+        compact()
