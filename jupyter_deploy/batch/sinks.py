@@ -84,10 +84,11 @@ def split(table: Any, offset: int, keep: list[str]) -> tuple[Any, Any]:
 
 
 class _Writer:
-    """One streamed file; its schema is the first block's, later blocks are cast to it."""
+    """One streamed Parquet file (the errors file: the output itself is stitched from the
+    tasks' parts); its schema is the first block's, later blocks are cast to it."""
 
-    def __init__(self, path: Path, kind: str) -> None:
-        self.path, self.kind = path, kind
+    def __init__(self, path: Path) -> None:
+        self.path = path
         self.partial = path.with_name(path.name + ".partial")
         self._file: Any = None
         self._schema: Any = None
@@ -95,12 +96,7 @@ class _Writer:
     def write(self, table: Any) -> None:
         if self._file is None:
             self._schema = table.schema
-            if self.kind == "csv":
-                import pyarrow.csv as pacsv
-
-                self._file = pacsv.CSVWriter(self.partial, table.schema)
-            else:
-                self._file = parquet_writer(self.partial, table.schema)
+            self._file = parquet_writer(self.partial, table.schema)
         self._file.write_table(table.select(self._schema.names).cast(self._schema))
 
     def finish(self) -> bool:
@@ -142,7 +138,7 @@ class FileSink:
             CsvStitcher(self._partial) if kind == "csv" else ParquetStitcher(self._partial)
         )
         self._schema: Any = None  # the first Parquet part's, for a part that differs
-        self._errors = _Writer(errors_path(path), "parquet")
+        self._errors = _Writer(errors_path(path))
         self.failed = 0
 
     def write(self, manifest: Any, offset: int) -> int:
