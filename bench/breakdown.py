@@ -61,6 +61,8 @@ def _replica(model: Any, sample: Any, monitoring: bool) -> Any:
 
     schema = infer_schema(model, sample, allow_nan=False, label="model")
     runtime = rt.ModelRuntime(model, schema, 10_000)
+    if hasattr(runtime, "serve_arrays"):  # as LoadedVersion.load does (older checkouts: no)
+        runtime.serve_arrays()
     state = LoadedVersion("bench", 1, "bench:1", runtime, rt.InputError, rt.dumps,
                           {"x-model-version": "1"}, {}, "jd_runtime", Path("."), None)  # fmt: skip
     # serve.batch asks the replica context for max_ongoing_requests when its queue is made.

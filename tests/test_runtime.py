@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -173,3 +174,62 @@ def test_the_first_bad_instance_is_named_as_before(
         for i, inst in enumerate(instances):
             runtime._row(inst, i)
     assert str(fast.value) == str(slow.value)
+
+
+# Records, a row, an int, an int no int64 holds: the fast path and the row checks.
+BIG = {**RECORD, "sepal_width": 2**70}
+MIXED = [RECORD, list(RECORD.values()), {**RECORD, "petal_width": 3}, BIG]
+
+
+def test_a_serving_runtime_gives_a_frame_fitted_pipeline_the_matrix(
+    iris_pipe: Any, iris: tuple[Any, Any]
+) -> None:
+    """Serving: the iris pipeline gets the checked matrix, answers as from the frame (fast
+    path and row checks alike, batched too) and scikit-learn's warning that the matrix has
+    no feature names is not shown."""
+    cap = capture(iris_pipe, sample=iris[0])
+    framed, served = ModelRuntime(cap.model, cap.schema), ModelRuntime(cap.model, cap.schema)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        served.serve_arrays()
+        for batch in ([RECORD], MIXED):
+            x = served.to_model_input(batch)
+            assert isinstance(x, np.ndarray) and x.dtype == np.float64
+            for method in ("predict", "predict_proba"):
+                assert served.call(method, batch) == framed.call(method, batch)
+        both = served.concat([served.to_model_input([RECORD]), served.to_model_input(MIXED)])
+        assert (
+            served.run("predict", both).tolist()
+            == framed.call("predict", [RECORD, *MIXED])["predictions"]
+        )
+        assert str(error_of(served, [{**RECORD, "petal_width": "x"}])) == str(
+            error_of(framed, [{**RECORD, "petal_width": "x"}])
+        )
+    assert not [w for w in seen if "feature names" in str(w.message)]
+
+
+def test_a_model_that_reads_the_frame_by_name_keeps_the_frame(iris: tuple[Any, Any]) -> None:
+    """A ColumnTransformer selecting columns by name cannot take the matrix: it keeps the
+    frame (and a model fitted on an array had no frame to skip)."""
+    from sklearn.compose import make_column_transformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    x, y = iris
+    by_name = make_pipeline(
+        make_column_transformer((StandardScaler(), ["petal_length", "petal_width"]),
+                                remainder="passthrough"),
+        LogisticRegression(max_iter=300),
+    ).fit(x, y)  # fmt: skip
+    cap = capture(by_name, sample=x)
+    rt = ModelRuntime(cap.model, cap.schema)
+    rt.serve_arrays()
+    assert list(rt.to_model_input([RECORD]).columns) == list(x.columns)
+    assert rt.call("predict", [RECORD])["predictions"] == by_name.predict(x.iloc[[0]]).tolist()
+
+    on_array = LogisticRegression(max_iter=300).fit(x.to_numpy(), y)
+    cap = capture(on_array, sample=x.to_numpy())
+    rt = ModelRuntime(cap.model, cap.schema)
+    rt.serve_arrays()
+    assert not rt._arrays

@@ -51,8 +51,6 @@ NUMBER_KINDS = ("float", "integer", "bool")
 MAX_NAMED_ERRORS = 5
 # Numbers past 1e308 are refused (as decimals: the OpenAPI document's bound is written so).
 NUMBER_LIMIT = 10**308
-
-
 _NUMBER_TYPES = frozenset({int, float})
 
 
@@ -67,15 +65,11 @@ class InputError(ValueError):
 
 
 class PayloadTooLarge(InputError):
-    """The batch has more rows than the deployment accepts (HTTP 413)."""
-
-    status = 413
+    status = 413  # the batch has more rows than the deployment accepts
 
 
 class ModelRejected(InputError):
-    """The input passed the schema but the model refused it (HTTP 422)."""
-
-    status = 422
+    status = 422  # the input passed the schema but the model refused it
 
 
 @dataclass
@@ -164,6 +158,7 @@ class ModelRuntime:
         names = tuple(self._index)
         self._get = operator.itemgetter(*names) if len(names) > 1 else lambda r: (r[names[0]],)
         self._pd_columns: Any = None  # the frame's column index, made once pandas is loaded
+        self._arrays = False  # the model takes the float matrix itself (serve_arrays)
         self.methods = [m for m in ("predict", "predict_proba") if hasattr(model, m)]
 
     @classmethod
@@ -175,6 +170,11 @@ class ModelRuntime:
         path = Path(path)
         schema = InputSchema.from_dict(json.loads((path / SCHEMA_FILE).read_text()))
         return cls(models().load(path, schema.names, runtime), schema, max_batch_rows)
+
+    def serve_arrays(self) -> None:
+        """In a serving process: give the model the validated float matrix, not a frame of
+        it, if it answers both alike (``jd_models.answers_arrays`` says why and when)."""
+        self._arrays = models().answers_arrays(self.model, self.schema.names, self._dtype)
 
     # -- payload -> model input -------------------------------------------------------
     def instances_from_body(self, body: bytes) -> list[Any]:
@@ -234,8 +234,7 @@ class ModelRuntime:
 
     def matrix_input(self, x: Any) -> Any:
         """Batch jobs' fast path: the model input for a 2-D float array whose rows
-        :meth:`to_model_input` would accept (checked at once: the per-value loop costs ~20 ms
-        per 8,192 rows), or None for the row-by-row checks."""
+        :meth:`to_model_input` would accept (checked at once), or None for the row checks."""
         if not self._all_float or getattr(x, "ndim", 0) != 2 or x.dtype.kind != "f":
             return None
         if x.shape[1] != len(self.schema.columns) or not 0 < len(x) <= self.max_batch_rows:
@@ -273,7 +272,7 @@ class ModelRuntime:
         return [_check_value(c, v, i) for c, v in zip(cols, values, strict=True)]
 
     def _frame(self, rows: Any) -> Any:
-        if not self.schema.frame:
+        if not self.schema.frame or self._arrays:  # (the values the one-block frame holds)
             dtype = self.schema.columns[0].dtype if self._all_float else None
             return np.asarray(rows, dtype=dtype)
         import pandas as pd
@@ -327,7 +326,7 @@ class ModelRuntime:
 
     def concat(self, inputs: list[Any]) -> Any:
         """One model input made of several validated ones (for batching requests)."""
-        if not self.schema.frame:
+        if not self.schema.frame or self._arrays:
             return np.concatenate(inputs)
         import pandas as pd
 

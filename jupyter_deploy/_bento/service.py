@@ -33,6 +33,7 @@ class ModelService:
 
     def __init__(self) -> None:
         self.runtime = ModelRuntime.from_dir(self.model_ref.path, CONFIG["max_batch_rows"])
+        self.runtime.serve_arrays()
 
     def _call(self, method: str, instances: list[Any]) -> dict[str, Any]:
         try:
