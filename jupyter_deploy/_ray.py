@@ -186,6 +186,20 @@ WORKER_PRIORITY = {"RAY_worker_niceness": "0"}
 # threads of its own: one loop serves the same with less CPU per request and a lower p50
 # at c=1 (bench/cpu.py --knob, docs/benchmarks.md). The replicas read it at import.
 REPLICA_LOOP = {"RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0"}
+
+
+def haproxy_load(cores: int) -> dict[str, str]:
+    """Serve's HAProxy as the embedded head runs it on a machine of ``cores`` cores.
+
+    By default HAProxy runs 4 threads and sends one log datagram per request to a reader
+    in Serve's proxy actor (Python), which turns it into Serve's HTTP request metrics. With
+    that off, the direct-ingress replicas record the same metrics themselves (Serve's
+    ``replica.py``), for no CPU we could measure; the reader cost ~55 us of CPU a request,
+    and 4 threads on 2 cores ~30 us more than one (iris at c=32, bench/cpu.py's accounting,
+    docs/benchmarks.md). Half the cores, at most Serve's 4, keeps big machines as they were.
+    """
+    return {"RAY_SERVE_HAPROXY_METRICS_ENABLED": "0",
+            "RAY_SERVE_HAPROXY_NBTHREAD": str(max(1, min(4, cores // 2)))}  # fmt: skip
 HAPROXY_BINARY = "RAY_SERVE_HAPROXY_BINARY_PATH"
 
 

@@ -226,3 +226,17 @@ def test_haproxy_side_listeners_stay_on_loopback(iris_dep: Any) -> None:
     assert stats, "HAProxy's stats listener is not up"
     assert stats <= {"0100007F"}  # 127.0.0.1 only
     assert _listeners(Settings.from_env().http_port_int) <= {"0100007F"}
+
+
+def test_haproxy_runs_as_the_embedded_head_tuned_it(iris_dep: Any) -> None:
+    """Half the cores in threads (at most 4) and no per-request log datagram for Serve's
+    metrics (the replicas count them): what Serve wrote into HAProxy's config."""
+    import os
+
+    from jupyter_deploy.control import ingress
+    from jupyter_deploy.settings import Settings
+
+    configs = ingress.runtime_dir(Settings.from_env()).glob("*/haproxy.cfg")  # per head node
+    text = max(configs, key=lambda p: p.stat().st_mtime).read_text()  # this session's
+    assert f"nbthread {max(1, min(4, (os.cpu_count() or 1) // 2))}\n" in text
+    assert "metrics.sock" not in text and "log-format-sd" not in text

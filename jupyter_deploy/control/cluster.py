@@ -93,7 +93,8 @@ def _head_env(settings: Settings) -> dict[str, str]:
     env.pop("RAY_ADDRESS", None)
     env["RAY_USAGE_STATS_ENABLED"] = "0"
     env.update(_ray.WORKER_PRIORITY)
-    for name, value in _ray.REPLICA_LOOP.items():  # unless the user chose otherwise
+    tuning = {**_ray.REPLICA_LOOP, **_ray.haproxy_load(os.cpu_count() or 1)}
+    for name, value in tuning.items():  # unless the user chose otherwise
         env.setdefault(name, value)
     env.update(ingress.environment(settings))
     env.update(lockdown.head_environment(settings))
