@@ -108,7 +108,8 @@ class LoadedVersion:
         rt = load_runtime_module(bento_dir, f"{name}_{version}_{model_version}")
         model_dir = bento_dir / "models" / model_name / model_version
         runtime = rt.ModelRuntime.from_dir(model_dir, max_batch_rows)
-        runtime.serve_arrays()
+        if hasattr(runtime, "serve_arrays"):  # a Bento built before it had none
+            runtime.serve_arrays()
         reference_file = model_dir / REFERENCE_FILE
         reference = json.loads(reference_file.read_text()) if reference_file.exists() else None
         openapi = document(name, version, runtime.schema.to_dict(), runtime.methods,
