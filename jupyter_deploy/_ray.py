@@ -200,6 +200,8 @@ def haproxy_load(cores: int) -> dict[str, str]:
     """
     return {"RAY_SERVE_HAPROXY_METRICS_ENABLED": "0",
             "RAY_SERVE_HAPROXY_NBTHREAD": str(max(1, min(4, cores // 2)))}  # fmt: skip
+
+
 HAPROXY_BINARY = "RAY_SERVE_HAPROXY_BINARY_PATH"
 
 
