@@ -240,13 +240,11 @@ def test_a_bento_whose_runtime_predates_serve_arrays_still_loads(
 ) -> None:
     """Replicas run each Bento's own runtime: one built by an earlier release (no
     ``serve_arrays``) loads and answers with the frame, as it did."""
-    from jupyter_deploy.build.packaging import build_bento
+    from jupyter_deploy.build.packaging import build_bento, export_archive
     from jupyter_deploy.replica.loaded import LoadedVersion, local_bento
     from jupyter_deploy.spec import DeploymentSpec
 
     tag = build_bento(capture(iris_pipe, sample=iris[0]), DeploymentSpec(name="oldrt")).tag
-    from jupyter_deploy.build.packaging import export_archive
-
     source = local_bento(tag, export_archive) / "src" / "jd_runtime.py"
     source.write_text(source.read_text().replace("def serve_arrays(", "def _not_yet("))
     loaded = LoadedVersion.load("oldrt", 1, tag, 100, export_archive)
