@@ -233,10 +233,13 @@ def test_haproxy_runs_as_the_embedded_head_tuned_it(iris_dep: Any) -> None:
     metrics (the replicas count them): what Serve wrote into HAProxy's config."""
     import os
 
+    from jupyter_deploy import _ray
     from jupyter_deploy.control import ingress
     from jupyter_deploy.settings import Settings
 
     configs = ingress.runtime_dir(Settings.from_env()).glob("*/haproxy.cfg")  # per head node
     text = max(configs, key=lambda p: p.stat().st_mtime).read_text()  # this session's
-    assert f"nbthread {max(1, min(4, (os.cpu_count() or 1) // 2))}\n" in text
+    threads = _ray.haproxy_load(os.cpu_count() or 1)["RAY_SERVE_HAPROXY_NBTHREAD"]
+    assert threads == "1" if (os.cpu_count() or 1) < 4 else int(threads) <= 4
+    assert f"nbthread {threads}\n" in text
     assert "metrics.sock" not in text and "log-format-sd" not in text
