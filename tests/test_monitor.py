@@ -14,14 +14,17 @@ ROW = [[5.1, 3.5, 1.4, 0.2]]
 
 
 def test_monitor_shows_live_traffic_then_stops(iris_dep: Any) -> None:
+    before = iris_dep.metrics()["total_requests"]  # the deployment is shared: count from here
     monitor = iris_dep.monitor(interval_s=0.2, window_s=60).start()
     try:
         for _ in range(25):
             iris_dep.predict(ROW)
 
-        def caught_up() -> bool:
+        def caught_up() -> bool:  # this test's 25 pushed, and the monitor drawn after them
             total = iris_dep.metrics()["total_requests"]
-            return total >= 25 and f"{total} requests since deploy" in monitor.summary.value
+            return (
+                total >= before + 25 and f"{total} requests since deploy" in monitor.summary.value
+            )
 
         wait_for(caught_up, 20, "the monitor to show every request")
         assert ">200<" in monitor.statuses.value
