@@ -93,11 +93,12 @@ def main() -> None:
 
     model, sample = fit("iris")
     body = records_body(sample, 1)
-    dep = jd.deploy(model, name="parts", sample=sample, progress=False,
-                    min_replicas=1, max_replicas=1)  # fmt: skip
-    url = f"{dep.url}/predict"
     out: dict[str, Any] = {"started": time.strftime("%F %T"), "states": list(STATES)}
-    try:
+    dep = None
+    try:  # the cluster is stopped however this ends: its home is deleted at exit
+        dep = jd.deploy(model, name="parts", sample=sample, progress=False,
+                        min_replicas=1, max_replicas=1)  # fmt: skip
+        url = f"{dep.url}/predict"
         run_wrk(url, body, 32, 3.0, dep.token)  # warm-up; live importance builds its
         time.sleep(4)  # explainer in the seconds after the first traffic
         actor = _replica("parts")
@@ -120,7 +121,8 @@ def main() -> None:
         out["rows"] = rows
         out["summary"] = _summary(rows, names, a.rounds)
     finally:
-        dep.delete()
+        if dep is not None:
+            dep.delete()
         jd.stop_cluster()
         home.cleanup()
     emit(out, a.out, "monitoring_parts.json")
