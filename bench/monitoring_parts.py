@@ -51,7 +51,9 @@ STATES: dict[str, tuple[bool, bool, bool]] = {
 
 
 def _set_state(actor: Any, parts: tuple[bool, bool, bool]) -> int:
-    """In the replica: keep its telemetry's parts once, then put back those ``parts`` name."""
+    """In the replica: keep its telemetry's parts (first call), switch each as ``parts`` says.
+
+    Returns the replica's pid, for its CPU times."""
     import os
 
     replica = actor._replica_impl._user_callable_wrapper._callable  # Serve's, private
