@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import stat
 import time
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 
 from jupyter_deploy.errors import InvalidSpecError
-from jupyter_deploy.monitoring.payload_log import PayloadLog
+from jupyter_deploy.monitoring.payload_log import PayloadLog, PayloadRecord, encode
 from jupyter_deploy.replica.payload_writer import WITHHELD, PayloadWriter, redact
 from jupyter_deploy.spec import DeploymentSpec
 
@@ -19,16 +20,16 @@ COLUMNS = ["age", "ssn", "income"]
 FIELDS = frozenset({"ssn"})
 
 
-def _record(t: float, rid: str = "r") -> dict[str, Any]:
-    return {"time": t, "request_id": rid, "version": 1, "method": "predict", "status": 200,
-            "latency_ms": 1.0, "rows": 1, "request": "{}", "response": "{}"}  # fmt: skip
+def _lines(*times: float, rid: str = "r") -> dict[str, str]:
+    return encode(PayloadRecord(t, f"{rid}{i}" if len(times) > 1 else rid, 1, "predict", 200,
+                                1.0, 1, "{}", "{}") for i, t in enumerate(times))  # fmt: skip
 
 
 def test_files_are_owner_only_and_old_days_are_deleted(tmp_path: Path) -> None:
     log = PayloadLog(str(tmp_path / "payloads"))
     now = time.time()
     days = [now - d * 86400 for d in (45, 31, 29, 0)]
-    log.append("m", [_record(t, f"d{i}") for i, t in enumerate(days)])  # no retention given
+    log.append("m", _lines(*days, rid="d"))  # no retention given
     folder = tmp_path / "payloads" / "m"
     assert len(list(folder.glob("*.jsonl"))) == 4
     for path in (folder.parent, folder):
@@ -36,7 +37,7 @@ def test_files_are_owner_only_and_old_days_are_deleted(tmp_path: Path) -> None:
     for path in folder.glob("*.jsonl"):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
-    log.append("m", [_record(now, "again")], retention_days=30)
+    log.append("m", _lines(now, rid="again"), retention_days=30)
     assert [r["request_id"] for r in log.read("m")] == ["d2", "d3", "again"]
     assert log.prune("m", 1, now=now + 2 * 86400) != []  # what a day later deletes
     assert log.read("m") == []
@@ -48,7 +49,7 @@ def test_a_log_file_from_before_is_made_private(tmp_path: Path) -> None:
     day = time.strftime("%Y-%m-%d", time.gmtime())
     (folder / f"{day}.jsonl").write_text("")
     (folder / f"{day}.jsonl").chmod(0o644)
-    PayloadLog(str(tmp_path)).append("m", [_record(time.time())])
+    PayloadLog(str(tmp_path)).append("m", _lines(time.time()))
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     assert stat.S_IMODE((folder / f"{day}.jsonl").stat().st_mode) == 0o600
 
@@ -66,16 +67,20 @@ def test_redaction_drops_fields_from_records_and_rows() -> None:
 
 
 def test_the_writer_redacts_before_a_batch_leaves_the_replica() -> None:
-    sent: list[dict[str, Any]] = []
-    writer = PayloadWriter(1.0, lambda recs, _: sent.extend(recs), lambda _: True, FIELDS)
+    sent: list[str] = []
+    writer = PayloadWriter(1.0, lambda lines, _: sent.extend(lines.values()), lambda _: True,
+                           FIELDS)  # fmt: skip
     writer.columns[1] = COLUMNS
     secret = b'{"instances": [{"age": 40, "ssn": "123-45-6789", "income": 5.0}, [1, "999", 2]]}'
-    writer._buffer.append(
-        {**_record(time.time()), "request": secret.decode()}
-    )  # what log() queues, without an event loop
-    writer.ship()
-    assert "123-45-6789" not in json.dumps(sent) and "999" not in json.dumps(sent)
-    assert json.loads(sent[0]["request"])["instances"][0] == {"age": 40, "income": 5.0}
+
+    async def one() -> None:
+        writer.log("r", 1, "predict", 200, 1.0, 2, secret, b"{}")
+        writer.ship()
+
+    asyncio.run(one())
+    assert "123-45-6789" not in "".join(sent) and "999" not in "".join(sent)
+    (record,) = [json.loads(line) for text in sent for line in text.splitlines()]
+    assert json.loads(record["request"])["instances"][0] == {"age": 40, "income": 5.0}
 
 
 def test_the_spec_validates_and_defaults_the_log_settings() -> None:

@@ -3,27 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from typing import Any
 
-from jupyter_deploy.monitoring.payload_log import PayloadLog, to_frame
+from jupyter_deploy.monitoring.payload_log import PayloadLog, PayloadRecord, encode, to_frame
 from jupyter_deploy.replica import payload_writer
 from jupyter_deploy.replica.payload_writer import PayloadWriter
 
 
 class SlowSink:
-    """Takes each batch on another thread and needs ``delay_s`` to store it."""
+    """Takes each batch on another thread and needs ``delay_s`` to store it (parsed)."""
 
     def __init__(self, delay_s: float) -> None:
         self.delay_s = delay_s
         self.records: list[dict[str, Any]] = []
         self.dropped = 0
 
-    def send(self, records: list[dict[str, Any]], dropped: int) -> threading.Thread:
+    def send(self, lines: dict[str, str], dropped: int) -> threading.Thread:
         def store() -> None:
             time.sleep(self.delay_s)
-            self.records.extend(records)
+            for text in lines.values():
+                self.records.extend(json.loads(line) for line in text.splitlines())
             self.dropped += dropped
 
         thread = threading.Thread(target=store)
@@ -70,7 +72,7 @@ def test_a_slow_sink_never_blocks_logging_and_drops_are_counted(monkeypatch: Any
 
 
 def test_a_sink_that_raises_loses_records_not_requests() -> None:
-    def broken(records: list[dict[str, Any]], dropped: int) -> Any:
+    def broken(lines: dict[str, str], dropped: int) -> Any:
         raise ConnectionError("the log actor is gone")
 
     writer = PayloadWriter(1.0, broken, lambda ref: True)
@@ -111,7 +113,7 @@ def test_the_log_files_round_trip(tmp_path: Any) -> None:
                 "status": 200, "latency_ms": 1.0, "rows": 1, "request": '{"instances": [[1]]}',
                 "response": "not json"} for i in range(3)]  # fmt: skip
     records.append({**records[0], "time": now, "request_id": "today"})
-    assert log.append("m", records, dropped=2) == 4
+    log.append("m", encode(PayloadRecord(**r) for r in records), dropped=2)
     assert len(list((tmp_path / "m").glob("*.jsonl"))) == 2  # one file per UTC day
     assert [r["request_id"] for r in log.read("m")] == ["r0", "r1", "r2", "today"]
     assert [r["request_id"] for r in log.read("m", since=now - 1)] == ["today"]
@@ -131,3 +133,18 @@ def test_records_without_a_shadow_field_read_as_not_shadowed() -> None:
         mixed = to_frame([{"time": 1.0, "shadow": True}, {"time": 2.0, "shadow": None}])
     assert old["shadow"].tolist() == [False] and old["shadow"].dtype == bool
     assert mixed["shadow"].tolist() == [True, False]
+
+
+def test_the_lines_are_what_json_dumps_makes() -> None:
+    """The replica's fixed-shape encoder against the json module, on awkward values."""
+    odd = 'quote " backslash \\ newline \n tab \t nul \x00 é ☃ \U0001f600 \u2028'
+    for shadow in (False, True):
+        rec = PayloadRecord(1733466000.123456, odd, 3, "predict_proba", 422, 0.001, 32,
+                            odd, '{"predictions": [0.1, 1e-07]}', shadow)  # fmt: skip
+        fields = {k: v for k, v in rec._asdict().items() if k != "shadow" or shadow}
+        (text,) = encode([rec]).values()
+        assert text == json.dumps(fields, separators=(",", ":")) + "\n"
+        assert json.loads(text) == fields
+    midnight = [PayloadRecord(86_400.0 * 20_000 - 0.5 + i, f"r{i}", 1, "predict", 200, 1.0, 1,
+                              "{}", "{}") for i in range(2)]  # fmt: skip
+    assert list(encode(midnight)) == ["2024-10-03", "2024-10-04"]  # a batch across midnight

@@ -2,9 +2,12 @@
 
 Replicas send their records in batches (:mod:`jupyter_deploy.payload_writer`) to one
 detached actor on the head node, which appends them as JSON lines to one file per
-deployment and UTC day under ``$JD_HOME/payloads/<name>/``. The files are the log: they
-outlive replicas, kernels and the actor itself, and any kernel reads them back through
-the actor (:func:`read_frame`), so a multi-node cluster needs no shared disk.
+deployment and UTC day under ``$JD_HOME/payloads/<name>/``. A replica sends the lines
+already encoded (:func:`encode`), grouped by day: the actor only writes, so the log's
+cost stays in the replicas, which scale out, not in one actor on a loaded head node.
+The files are the log: they outlive replicas, kernels and the actor itself, and any
+kernel reads them back through the actor (:meth:`PayloadLog.read`), so a multi-node cluster
+needs no shared disk.
 
 Request bodies are personal data more often than not: folders are ``0700`` and files
 ``0600`` (:mod:`jupyter_deploy.private`), and day files older than the deployment's
@@ -16,8 +19,10 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterable
+from json.encoder import encode_basestring_ascii as _string
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .. import private
 
@@ -28,11 +33,49 @@ COLUMNS = ["time", "request_id", "version", "method", "status", "latency_ms", "r
            "request", "response", "shadow"]  # fmt: skip
 
 
-_encode = json.JSONEncoder(separators=(",", ":")).encode  # one encoder, not one per record
+class PayloadRecord(NamedTuple):
+    """One logged request and its answer; a line of the log (:data:`COLUMNS`, in order)."""
+
+    time: float
+    request_id: str
+    version: int
+    method: str
+    status: int
+    latency_ms: float
+    rows: int
+    request: str
+    response: str
+    shadow: bool = False
 
 
 def _day(t: float) -> str:
     return time.strftime("%Y-%m-%d", time.gmtime(t))
+
+
+def _line(r: PayloadRecord) -> str:
+    """``json.dumps(r._asdict(), separators=(",", ":"))``, without "shadow" when False,
+    in a third of the time: the fields' names and kinds are known (tests check the two
+    agree)."""
+    line = (
+        f'{{"time":{float(r.time)!r},"request_id":{_string(r.request_id)},'
+        f'"version":{int(r.version)},"method":{_string(r.method)},"status":{int(r.status)},'
+        f'"latency_ms":{float(r.latency_ms)!r},"rows":{int(r.rows)},'
+        f'"request":{_string(r.request)},"response":{_string(r.response)}'
+    )
+    return line + (',"shadow":true}' if r.shadow else "}")
+
+
+def encode(records: Iterable[PayloadRecord]) -> dict[str, str]:
+    """Records as JSON lines, by UTC day: what :meth:`PayloadLog.append` takes."""
+    by_day: dict[str, list[str]] = {}
+    records = list(records)
+    if records and _day(records[0].time) == _day(records[-1].time):
+        # A replica's batch spans half a second: one day, found once, not per record.
+        by_day[_day(records[0].time)] = [_line(rec) for rec in records]
+    else:
+        for rec in records:
+            by_day.setdefault(_day(rec.time), []).append(_line(rec))
+    return {day: "\n".join(lines) + "\n" for day, lines in by_day.items()}
 
 
 class PayloadLog:
@@ -53,31 +96,25 @@ class PayloadLog:
     def append(
         self,
         name: str,
-        records: list[dict[str, Any]],
+        lines: dict[str, str],
         dropped: int = 0,
         retention_days: int | None = None,
-    ) -> int:
-        """Append ``records`` (each with a ``time``) to the day files; count drops reported.
+    ) -> None:
+        """Append lines (:func:`encode`'s, by day) to the day files; count drops reported.
 
         With ``retention_days``, older day files are deleted (at most once an hour).
         """
         if dropped:
             self._dropped[name] = self._dropped.get(name, 0) + dropped
-        by_day: dict[str, list[str]] = {}
-        if records and _day(records[0]["time"]) == _day(records[-1]["time"]):
-            # A replica's batch spans half a second: one day, found once, not per record.
-            by_day[_day(records[0]["time"])] = [_encode(rec) for rec in records]
-        else:
-            for rec in records:
-                by_day.setdefault(_day(rec["time"]), []).append(_encode(rec))
         private.make_dir(self.root)
         folder = private.make_dir(self._dir(name))
-        for day, lines in by_day.items():
-            private.append_text(folder / f"{day}.jsonl", "\n".join(lines) + "\n")
+        for day, text in lines.items():
+            if len(day) != 10 or not day.replace("-", "").isdigit():
+                raise ValueError(f"bad day {day!r}")
+            private.append_text(folder / f"{day}.jsonl", text)
         now = time.time()
         if retention_days and now - self._pruned.get(name, 0.0) >= PRUNE_EVERY_S:
             self.prune(name, retention_days, now)
-        return len(records)
 
     def prune(self, name: str, retention_days: int, now: float | None = None) -> list[str]:
         """Delete ``name``'s day files older than ``retention_days`` days; their names."""

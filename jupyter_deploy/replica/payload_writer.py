@@ -1,14 +1,17 @@
 """The replica's side of the payload log: sample, buffer, send in the background.
 
 A prediction must never wait for, or fail because of, the audit log. So
-:meth:`PayloadWriter.log` only appends to a bounded in-memory buffer (records beyond
-:data:`BUFFER` are dropped and counted), and a background task sends the buffer to the
-log actor (:mod:`jupyter_deploy.payload_log`) every :data:`SEND_S` seconds without
-waiting for the answer. At most :data:`IN_FLIGHT` batches may be unanswered: when the
-sink is slow or gone, batches stay in the buffer, then new records are dropped.
+:meth:`PayloadWriter.log` only appends a tuple of what it is given to a bounded
+in-memory buffer (records beyond :data:`BUFFER` are dropped and counted), and a
+background task sends the buffer to the log actor (:mod:`jupyter_deploy.payload_log`)
+every :data:`SEND_S` seconds without waiting for the answer. At most :data:`IN_FLIGHT`
+batches may be unanswered: when the sink is slow or gone, batches stay in the buffer,
+then new records are dropped.
 
-Fields named in the spec's ``log_redact`` are removed from request bodies before a batch
-leaves the replica (:func:`redact`), at shipping time so the request never pays for it.
+At shipping time, so the request never pays for it, the bodies are decoded (and cut at
+:data:`MAX_BODY_CHARS`), fields named in the spec's ``log_redact`` are removed from
+request bodies (:func:`redact`), and the batch is encoded into the log's JSON lines
+(:func:`~jupyter_deploy.monitoring.payload_log.encode`): the actor only appends text.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ import random
 import time
 from collections.abc import Callable
 from typing import Any
+
+from ..monitoring.payload_log import PayloadRecord, encode
 
 BUFFER = 20_000
 SEND_S = 0.5
@@ -66,14 +71,15 @@ def _text(body: bytes) -> str:
 class PayloadWriter:
     """Buffers one replica's sampled records and ships them to the log in batches.
 
-    ``send(records, dropped)`` starts the shipping of one batch and returns something
-    ``done(ref)`` can test without blocking (a Ray ObjectRef in replicas).
+    ``send(lines, dropped)`` starts the shipping of one batch (JSON lines by day, as
+    :func:`~jupyter_deploy.monitoring.payload_log.encode` makes them) and returns
+    something ``done(ref)`` can test without blocking (a Ray ObjectRef in replicas).
     """
 
     def __init__(
         self,
         sample_rate: float,
-        send: Callable[[list[dict[str, Any]], int], Any],
+        send: Callable[[dict[str, str], int], Any],
         done: Callable[[Any], bool],
         redact_fields: frozenset[str] = frozenset(),
     ) -> None:
@@ -81,7 +87,7 @@ class PayloadWriter:
         self.redact_fields = redact_fields
         self.columns: dict[int, list[str]] = {}  # each loaded version's input columns
         self._send, self._done = send, done
-        self._buffer: list[dict[str, Any]] = []
+        self._buffer: list[tuple[Any, ...]] = []  # log()'s arguments, with the time
         self._in_flight: list[Any] = []
         self.dropped = 0  # dropped since the last batch was handed over
         self.dropped_total = 0
@@ -110,13 +116,9 @@ class PayloadWriter:
             self.dropped += 1
             self.dropped_total += 1
             return
-        self._buffer.append({
-            "time": time.time(), "request_id": request_id, "version": version,
-            "method": method, "status": status, "latency_ms": round(latency_ms, 3),
-            "rows": rows, "request": _text(request), "response": _text(response),
-        })  # fmt: skip
-        if shadow:
-            self._buffer[-1]["shadow"] = True
+        cut = MAX_BODY_CHARS + 1  # bytes kept until shipping; no copy of a short body
+        self._buffer.append((time.time(), request_id, version, method, status, latency_ms,
+                             rows, request[:cut], response[:cut], shadow))  # fmt: skip
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._send_forever())
 
@@ -127,15 +129,20 @@ class PayloadWriter:
             return
         batch, self._buffer = self._buffer, []
         dropped, self.dropped = self.dropped, 0
-        if self.redact_fields:
-            for rec in batch:
-                columns = self.columns.get(rec["version"])
-                rec["request"] = redact(rec["request"], self.redact_fields, columns)
         try:
-            self._in_flight.append(self._send(batch, dropped))
+            self._in_flight.append(self._send(encode(map(self._record, batch)), dropped))
         except Exception:  # the sink is gone: these records are lost, serving goes on
             self.dropped_total += len(batch)
             _log.warning("payload log unavailable; %d records dropped", len(batch))
+
+    def _record(self, logged: tuple[Any, ...]) -> PayloadRecord:
+        """What :meth:`log` queued, as the log's record: bodies as text, redacted."""
+        t, request_id, version, method, status, latency_ms, rows, request, response, shadow = logged
+        text = _text(request)
+        if self.redact_fields:
+            text = redact(text, self.redact_fields, self.columns.get(version))
+        return PayloadRecord(t, request_id, version, method, status, round(latency_ms, 3),
+                             rows, text, _text(response), shadow)  # fmt: skip
 
     async def _send_forever(self) -> None:
         while True:

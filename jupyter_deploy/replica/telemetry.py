@@ -35,12 +35,12 @@ class _PayloadSink:
         self.retention_days = retention_days
         self._actor: Any = None
 
-    def send(self, records: list[dict[str, Any]], dropped: int) -> Any:
+    def send(self, lines: dict[str, str], dropped: int) -> Any:
         from ..monitoring import payload_log
 
         if self._actor is None:
             self._actor = payload_log.handle()
-        return self._actor.append.remote(self.name, records, dropped, self.retention_days)
+        return self._actor.append.remote(self.name, lines, dropped, self.retention_days)
 
     def done(self, ref: Any) -> bool:
         import ray
