@@ -59,4 +59,4 @@ def test_the_report_follows_the_serving_version_and_its_own_window() -> None:
     quality.register(1, {})  # a rollback: v1 loads again (its reference is already known)
     back = quality.report()
     assert back["version"] == 1 and not back["features"][0]["drifted"]
-    assert quality.predictions["v1-0"][0] == 1 and len(quality.predictions) == 20
+    assert quality.memory.get("v1-0")[0] == 1 and len(quality.memory) == 20

@@ -130,11 +130,12 @@ class Registry:
             return []
         import ray
 
-        from ..monitoring.aggregator import handle
+        from ..monitoring.aggregator import Saved, handle
 
         self._restored = True
         blobs = self._store.counters()
-        return ray.get(handle().restore.remote(blobs)) if blobs else []
+        saved = Saved(blobs, self._store.remembered())
+        return ray.get(handle().restore.remote(saved)) if blobs else []
 
     def checkpoint(self) -> int:
         """Save every deployment's counters now (before a clean stop). Returns how many."""
@@ -147,10 +148,10 @@ class Registry:
 
         if not self._restored:  # saving an empty new aggregator would overwrite the old counts
             return 0
-        blobs = ray.get(handle().export.remote(everything), timeout=30)
-        if blobs:
-            self._store.save_counters(blobs)
-        return len(blobs)
+        saved = ray.get(handle().export.remote(everything), timeout=30)
+        if saved.counters:
+            self._store.save_counters(saved.counters, saved.chunks, saved.first)
+        return len(saved.counters)
 
     def _save_forever(self) -> None:
         while True:

@@ -64,6 +64,12 @@ CREATE TABLE IF NOT EXISTS counters (
     saved REAL NOT NULL,
     data  BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS remembered (
+    name   TEXT NOT NULL REFERENCES deployments(name) ON DELETE CASCADE,
+    number INTEGER NOT NULL,
+    data   BLOB NOT NULL,
+    PRIMARY KEY (name, number)
+);
 """
 
 
@@ -263,7 +269,14 @@ class Store(KeyRows, StreamRows):
         return freed
 
     # -- monitoring counters, saved periodically ------------------------------------------
-    def save_counters(self, blobs: dict[str, bytes]) -> None:
+    def save_counters(
+        self,
+        blobs: dict[str, bytes],
+        chunks: dict[str, list[tuple[int, bytes]]] | None = None,
+        first: dict[str, int] | None = None,
+    ) -> None:
+        """Each deployment's counters, with the new chunks of requests remembered for
+        feedback; its chunks numbered below ``first[name]`` are deleted."""
         now = time.time()
         with self._tx() as db:
             for name, data in blobs.items():
@@ -272,10 +285,27 @@ class Store(KeyRows, StreamRows):
                     "SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM deployments WHERE name = ?)",
                     (name, now, data, name),
                 )
+            for name, new in (chunks or {}).items():
+                db.executemany(
+                    "INSERT OR REPLACE INTO remembered (name, number, data) "
+                    "SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM deployments WHERE name = ?)",
+                    [(name, number, data, name) for number, data in new],
+                )
+            for name, number in (first or {}).items():
+                db.execute("DELETE FROM remembered WHERE name = ? AND number < ?", (name, number))
 
     def counters(self) -> dict[str, bytes]:
         with self._lock:
             return dict(self._db.execute("SELECT name, data FROM counters").fetchall())
+
+    def remembered(self) -> dict[str, list[tuple[int, bytes]]]:
+        """Each deployment's saved chunks of requests remembered for feedback, in order."""
+        out: dict[str, list[tuple[int, bytes]]] = {}
+        with self._lock:
+            rows = self._db.execute("SELECT name, number, data FROM remembered ORDER BY number")
+            for name, number, data in rows.fetchall():
+                out.setdefault(name, []).append((number, data))
+        return out
 
     # -- helpers ------------------------------------------------------------------------
     @staticmethod

@@ -4,6 +4,11 @@ Replicas push their per-second counts here (:mod:`jupyter_deploy.metrics`); ever
 (a notebook monitor, another kernel, the CLI, the panel) asks it, so all see the same
 numbers, and they outlive any kernel. It keeps exact totals per deployment and a
 per-second series of the last :data:`KEEP_S` seconds for rates and charts.
+
+The registry saves what changed every few seconds (:meth:`Aggregator.export`) and hands
+it back after a restart (:meth:`Aggregator.restore`), as a :class:`Saved`: the counters
+whole, and of the requests remembered for feedback only the chunks not saved yet
+(:mod:`.remembered`).
 """
 
 from __future__ import annotations
@@ -32,6 +37,15 @@ class _Second:
 
     def __setstate__(self, state: dict[str, Any]) -> None:  # seconds saved before by_version
         self.__dict__.update({"by_version": {}, **state})
+
+
+@dataclass
+class Saved:
+    """The aggregator's state as the registry stores it, per deployment name."""
+
+    counters: dict[str, bytes] = field(default_factory=dict)  # the pickled _Deployment
+    chunks: dict[str, list[tuple[int, bytes]]] = field(default_factory=dict)  # remembered
+    first: dict[str, int] = field(default_factory=dict)  # oldest chunk kept (older: dropped)
 
 
 @dataclass
@@ -84,7 +98,8 @@ class Aggregator:
 
     def push(self, name: str, version: int, replica: str, data: Push) -> None:
         dep = self._deployments.setdefault(name, _Deployment())
-        self._dirty.add(name)
+        if data.counts.requests or data.observed is not None or data.shadow is not None:
+            self._dirty.add(name)  # an idle second changes nothing worth saving
         now = int(time.time())
         if not dep.seconds or dep.seconds[-1].at != now:
             dep.seconds.append(_Second(now))
@@ -110,17 +125,25 @@ class Aggregator:
         self._dirty.discard(name)
 
     # -- durability: the control plane saves these every few seconds, restores at start ---
-    def export(self, everything: bool = False) -> dict[str, bytes]:
-        """Pickled state of the deployments changed since the last export (or all)."""
+    def export(self, everything: bool = False) -> Saved:
+        """The deployments changed since the last export (or all), to save."""
         names = set(self._deployments) if everything else self._dirty & set(self._deployments)
         self._dirty.clear()
-        return {name: pickle.dumps(self._deployments[name]) for name in names}
+        out = Saved()
+        for name in names:
+            dep = self._deployments[name]
+            if dep.quality is not None:  # first: it closes the open chunk the counters name
+                out.chunks[name], out.first[name] = dep.quality.memory.unsaved()
+            out.counters[name] = pickle.dumps(dep)
+        return out
 
-    def restore(self, blobs: dict[str, bytes]) -> list[str]:
+    def restore(self, state: Saved) -> list[str]:
         """Take saved state back after a restart; counts pushed meanwhile are added to it."""
         restored = []
-        for name, blob in blobs.items():
+        for name, blob in state.counters.items():
             saved: _Deployment = pickle.loads(blob)
+            if saved.quality is not None:
+                saved.quality.memory.load(state.chunks.get(name, []))
             current = self._deployments.get(name)
             if current is not None:  # replicas pushed first: keep both sides' counts
                 saved.total.merge(current.total)

@@ -11,7 +11,7 @@ reach any replica. Drift counts are kept in :data:`SLOT_S`-second slots for
 from __future__ import annotations
 
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,12 +21,12 @@ from .importance import Importance
 from .importance import report as importance_report
 from .metrics import Observed
 from .profile import ReferenceProfile, merge
+from .remembered import Memory
 from .segments import Segments, add, score
 from .segments import report as segment_report
 
 SLOT_S = 10
 KEEP_S = 3600
-REMEMBER = 200_000  # predictions kept for feedback, per deployment (oldest forgotten)
 
 
 @dataclass
@@ -73,10 +73,18 @@ class Quality:
     def __init__(self) -> None:
         self.references: dict[int, _Reference] = {}
         self.slots: deque[_Slot] = deque(maxlen=KEEP_S // SLOT_S)
-        self.predictions: OrderedDict[str, tuple[int, list[Any]]] = OrderedDict()
+        self.memory = Memory()  # each request's predictions (and segment values) by id
         self.feedback_total = 0
-        self.segment_rows: OrderedDict[str, list[list[str]]] = OrderedDict()  # id -> values
         self.serving: int | None = None  # the version last loaded or heard from
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Counters saved before the memory was chunked kept their predictions inline."""
+        predictions, rows = state.pop("predictions", None), state.pop("segment_rows", {})
+        self.__dict__.update(state)
+        if predictions is not None:
+            self.memory = Memory()
+            for rid, (version, predicted) in predictions.items():
+                self.memory.add(rid, (version, predicted, rows.get(rid)))
 
     def register(self, version: int, reference: dict[str, Any]) -> None:
         """A version's reference: {inputs, predictions (profiles as dicts), task, thresholds}."""
@@ -113,27 +121,24 @@ class Quality:
             slot = self._slot(version)
             slot.inputs = merge(slot.inputs, data.inputs or {})
             slot.outputs = merge(slot.outputs, data.outputs or {})
+        rows = data.segment_rows
         for rid, predicted in data.predictions.items():
-            self.predictions[rid] = (version, predicted)
-        while len(self.predictions) > REMEMBER:
-            self.predictions.popitem(last=False)
+            self.memory.add(rid, (version, predicted, rows.get(rid)))
         if data.importance is not None and data.importance.rows:
             self._slot(version).importance.merge(data.importance)
         if data.segments:
             add(self._slot(version).segments, data.segments)
-            self.segment_rows.update(data.segment_rows)
-            while len(self.segment_rows) > REMEMBER:
-                self.segment_rows.popitem(last=False)
 
     def feedback(self, items: list[dict[str, Any]]) -> dict[str, Any]:
         """Match true labels with remembered predictions; unknown ids are listed, not counted."""
         unknown, mismatched, matched = [], [], 0
         for item in items:
             rid, label = str(item["request_id"]), item["label"]
-            if rid not in self.predictions:
+            entry = self.memory.get(rid)
+            if entry is None:
                 unknown.append(rid)
                 continue
-            version, predicted = self.predictions[rid]
+            version, predicted, rows = entry
             labels = label if isinstance(label, list) else [label]
             if len(labels) != len(predicted):
                 mismatched.append(rid)
@@ -146,7 +151,6 @@ class Quality:
             slot.correct += correct
             slot.abs_error += abs_err
             slot.sq_error += sq_err
-            rows = getattr(self, "segment_rows", {}).get(rid)
             segments = getattr(ref, "segments", None)  # None: a reference saved before segments
             if segments and rows is not None and len(rows) == len(labels):
                 assert ref is not None
