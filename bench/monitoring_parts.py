@@ -1,13 +1,14 @@
 """Monitoring's cost by part, measured by switching parts off inside one running replica.
 
-``python bench/monitoring_parts.py [--rounds 10] [--seconds 3] [--out DIR]``
+``python bench/monitoring_parts.py [--rounds 10] [--seconds 3] [--connections 32] [--out DIR]``
 
 A monitored deployment against an unmonitored one is also one process against another,
 and two identical deployments in one cluster differed by 8-13 % in throughput here
 (docs/benchmarks.md). So this deploys the iris pipeline once (one replica, monitoring
 on with its defaults: payload log at 100 %, live importance at 2 rows/s) and, between
-wrk runs at c=32, sets the replica's telemetry parts to ``None`` and back through Ray's
-``__ray_call__`` (a bench probe: it reaches into Serve's private replica objects):
+wrk runs (c=32 unless ``--connections`` says otherwise), sets the replica's telemetry
+parts to ``None`` and back through Ray's ``__ray_call__`` (a bench probe: it reaches
+into Serve's private replica objects):
 
 - ``all``: everything monitoring does;
 - ``no_log``: no payload log;
@@ -73,6 +74,7 @@ def _args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rounds", type=int, default=10)
     p.add_argument("--seconds", type=float, default=3.0)
+    p.add_argument("--connections", type=int, default=32, help="wrk's; 1: no batching")
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "parts")
     return p.parse_args()
 
@@ -95,7 +97,8 @@ def main() -> None:
 
     model, sample = fit("iris")
     body = records_body(sample, 1)
-    out: dict[str, Any] = {"started": time.strftime("%F %T"), "states": list(STATES)}
+    out: dict[str, Any] = {"started": time.strftime("%F %T"), "states": list(STATES),
+                           "connections": a.connections}  # fmt: skip
     dep = None
     try:  # the cluster is stopped however this ends: its home is deleted at exit
         dep = jd.deploy(model, name="parts", sample=sample, progress=False,
@@ -111,9 +114,9 @@ def main() -> None:
             got: dict[str, tuple[float, float]] = {}
             for state in names[rnd % len(names) :] + names[: rnd % len(names)]:
                 ray.get(actor.__ray_call__.remote(_set_state, STATES[state]))
-                run_wrk(url, body, 32, 0.5, dep.token)  # settle
+                run_wrk(url, body, a.connections, 0.5, dep.token)  # settle
                 before = sum(proc.cpu_times()[:2])
-                res = run_wrk(url, body, 32, a.seconds, dep.token)
+                res = run_wrk(url, body, a.connections, a.seconds, dep.token)
                 cpu_us = (sum(proc.cpu_times()[:2]) - before) / max(res.requests, 1) * 1e6
                 got[state] = (res.rps, cpu_us)
                 rows.append({"round": rnd, "state": state, "rps": res.rps, "errors": res.errors,
