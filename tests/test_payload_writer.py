@@ -86,6 +86,25 @@ def test_a_sink_that_raises_loses_records_not_requests() -> None:
     assert writer.dropped_total == 100
 
 
+def test_a_record_that_cannot_be_encoded_is_reported_as_such(caplog: Any) -> None:
+    sink = SlowSink(0.0)
+    writer = PayloadWriter(1.0, sink.send, sink.done)
+
+    async def traffic() -> None:
+        writer.log("bad", 1, "predict", 200, 1.0, 1, ["not", "bytes"], b"{}")  # type: ignore[arg-type]
+        writer.ship()
+        _log(writer, 1)
+        writer.ship()
+
+    asyncio.run(traffic())
+    assert "could not encode 1 payload records" in caplog.text
+    assert "unavailable" not in caplog.text  # the sink was not at fault
+    deadline = time.monotonic() + 5
+    while not sink.records and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert [r["request_id"] for r in sink.records] == ["r1"] and sink.dropped == 1
+
+
 def test_sampling_and_body_truncation() -> None:
     sink = SlowSink(0.0)
     writer = PayloadWriter(0.0, sink.send, sink.done)

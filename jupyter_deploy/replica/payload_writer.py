@@ -128,9 +128,17 @@ class PayloadWriter:
         if (not self._buffer and not self.dropped) or len(self._in_flight) >= IN_FLIGHT:
             return
         batch, self._buffer = self._buffer, []
+        try:
+            lines = encode(map(self._record, batch))
+        except Exception:  # a bug here, not the sink's: this batch is lost, serving goes on
+            self.dropped += len(batch)
+            self.dropped_total += len(batch)
+            _log.warning("could not encode %d payload records; dropped", len(batch),
+                         exc_info=True)  # fmt: skip
+            return
         dropped, self.dropped = self.dropped, 0
         try:
-            self._in_flight.append(self._send(encode(map(self._record, batch)), dropped))
+            self._in_flight.append(self._send(lines, dropped))
         except Exception:  # the sink is gone: these records are lost, serving goes on
             self.dropped_total += len(batch)
             _log.warning("payload log unavailable; %d records dropped", len(batch))
