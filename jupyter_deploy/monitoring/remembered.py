@@ -37,11 +37,9 @@ class Memory:
     def __init__(self, keep: int = REMEMBER, first: int = 0) -> None:
         self.keep = keep
         self._chunks: deque[Chunk] = deque([Chunk(first)])
-        self._count = 0
 
     def add(self, request_id: str, entry: Entry) -> None:
         self._chunks[-1].entries[request_id] = entry
-        self._count += 1
         if len(self._chunks[-1].entries) >= CHUNK:
             self._close()
 
@@ -53,13 +51,13 @@ class Memory:
         return None
 
     def __len__(self) -> int:
-        return self._count
+        return sum(len(c.entries) for c in self._chunks)  # a few chunks
 
     def _close(self) -> None:
         """Start a new open chunk; forget the oldest ones the newer ones make unneeded."""
         self._chunks.append(Chunk(self._chunks[-1].number + 1))
-        while len(self._chunks) > 1 and self._count - len(self._chunks[0].entries) >= self.keep:
-            self._count -= len(self._chunks.popleft().entries)
+        while len(self._chunks) > 1 and len(self) - len(self._chunks[0].entries) >= self.keep:
+            self._chunks.popleft()
 
     def unsaved(self) -> tuple[list[tuple[int, bytes]], int]:
         """The chunks not saved yet (the open one closed first), pickled, and the number of
@@ -77,7 +75,6 @@ class Memory:
         open_chunk = self._chunks.pop()
         for number, blob in sorted(chunks):
             self._chunks.append(Chunk(number, pickle.loads(blob), saved=True))
-            self._count += len(self._chunks[-1].entries)
         if self._chunks and self._chunks[-1].number >= open_chunk.number:
             open_chunk.number = self._chunks[-1].number + 1
         self._chunks.append(open_chunk)
