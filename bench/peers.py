@@ -100,8 +100,8 @@ def _args() -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "peers")
     p.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
     p.add_argument("--idle", type=float, default=0.0,
-                   help="then leave every server idle this long (s), time ours' and FastAPI's "
-                   "next requests")  # fmt: skip
+                   help="then leave every server idle this long (s), time ours', FastAPI's and the "
+                   "floor's next requests")  # fmt: skip
     p.add_argument("--idle-repeats", type=int, default=1, help="idle pauses (order alternates)")
     return p.parse_args()
 
@@ -171,8 +171,9 @@ def main() -> None:
         log(f"{len(peers)} servers answer correctly; load rounds")
         load = _rounds(peers, rounds, seconds, warmup=not a.smoke)
         if a.idle:
-            pair = [p for p in peers if p.label in ("ours", "fastapi_2w")][:2]
-            extra["after_idle"] = [_after_idle(pair[:: 1 if i % 2 == 0 else -1], a.idle)
+            # The bare floor too: what any Python server pays after a pause, doing nothing.
+            probed = [p for p in peers if p.label in ("ours", "fastapi_2w", "bare_asgi_2w")]
+            extra["after_idle"] = [_after_idle(probed[:: 1 if i % 2 == 0 else -1], a.idle)
                                    for i in range(a.idle_repeats)]  # fmt: skip
             log(f"after {a.idle:.0f} s idle: {extra['after_idle']}")
     finally:
@@ -210,7 +211,8 @@ def _rounds(peers: list[Peer], rounds: int, seconds: float, warmup: bool) -> lis
 
 def _after_idle(pair: list[Peer], idle_s: float) -> dict[str, Any]:
     """Milliseconds of each server's first request after ``idle_s`` idle, against its next
-    20, for ours and FastAPI after the same pause (first requests in ``pair``'s order).
+    20, for ours, FastAPI and the bare floor after the same pause (first requests in
+    ``pair``'s order).
 
     Each request on a new connection, as a client that comes back after a pause does.
     """
