@@ -86,15 +86,15 @@ def test_a_sink_that_raises_loses_records_not_requests() -> None:
     assert writer.dropped_total == 100
 
 
-def test_a_record_that_cannot_be_encoded_is_reported_as_such(caplog: Any) -> None:
+def test_a_record_that_cannot_be_encoded_is_dropped_alone_and_reported(caplog: Any) -> None:
     sink = SlowSink(0.0)
     writer = PayloadWriter(1.0, sink.send, sink.done)
 
     async def traffic() -> None:
+        _log(writer, 0)
         writer.log("bad", 1, "predict", 200, 1.0, 1, ["not", "bytes"], b"{}")  # type: ignore[arg-type]
-        writer.ship()
         _log(writer, 1)
-        writer.ship()
+        writer.ship()  # one batch: the bad record in the middle of two good ones
 
     asyncio.run(traffic())
     assert "could not encode 1 payload records" in caplog.text
@@ -102,7 +102,8 @@ def test_a_record_that_cannot_be_encoded_is_reported_as_such(caplog: Any) -> Non
     deadline = time.monotonic() + 5
     while not sink.records and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert [r["request_id"] for r in sink.records] == ["r1"] and sink.dropped == 1
+    assert [r["request_id"] for r in sink.records] == ["r0", "r1"] and sink.dropped == 1
+    assert writer.dropped_total == 1
 
 
 def test_sampling_and_body_truncation() -> None:

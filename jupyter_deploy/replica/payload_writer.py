@@ -128,20 +128,34 @@ class PayloadWriter:
         if (not self._buffer and not self.dropped) or len(self._in_flight) >= IN_FLIGHT:
             return
         batch, self._buffer = self._buffer, []
-        try:
-            lines = encode(map(self._record, batch))
-        except Exception:  # a bug here, not the sink's: this batch is lost, serving goes on
-            self.dropped += len(batch)
-            self.dropped_total += len(batch)
-            _log.warning("could not encode %d payload records; dropped", len(batch),
-                         exc_info=True)  # fmt: skip
-            return
+        lines, kept = self._encode(batch)
         dropped, self.dropped = self.dropped, 0
         try:
             self._in_flight.append(self._send(lines, dropped))
         except Exception:  # the sink is gone: these records are lost, serving goes on
-            self.dropped_total += len(batch)
-            _log.warning("payload log unavailable; %d records dropped", len(batch))
+            self.dropped_total += kept
+            _log.warning("payload log unavailable; %d records dropped", kept)
+
+    def _encode(self, batch: list[tuple[Any, ...]]) -> tuple[dict[str, str], int]:
+        """The batch as the log's lines, and how many records they hold. A record that
+        cannot be encoded (a bug here, not the sink's) is dropped and counted alone."""
+        try:
+            return encode(map(self._record, batch)), len(batch)
+        except Exception:
+            pass
+        by_day: dict[str, list[str]] = {}
+        errors: list[Exception] = []
+        for logged in batch:
+            try:
+                for day, text in encode([self._record(logged)]).items():
+                    by_day.setdefault(day, []).append(text)
+            except Exception as err:
+                errors.append(err)
+        self.dropped += len(errors)
+        self.dropped_total += len(errors)
+        _log.warning("could not encode %d payload records; dropped", len(errors),
+                     exc_info=errors[0] if errors else None)  # fmt: skip
+        return {day: "".join(texts) for day, texts in by_day.items()}, len(batch) - len(errors)
 
     def _record(self, logged: tuple[Any, ...]) -> PayloadRecord:
         """What :meth:`log` queued, as the log's record: bodies as text, redacted."""
