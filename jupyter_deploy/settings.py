@@ -10,9 +10,22 @@ import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from .errors import ClusterError
+
 
 def _setting(default: str, help: str) -> str:
     return field(default=default, metadata={"help": help})
+
+
+# Settings that must be numbers: (lowest, highest, a whole number, may be empty).
+_NUMBERS: dict[str, tuple[float, float, bool, bool]] = {
+    "ray_port": (1, 65533, True, False),  # it also takes the next two ports
+    "http_port": (1, 65535, True, False),
+    "start_timeout": (1, 86400, False, False),
+    "deploy_timeout": (1, 86400, False, False),
+    "object_store_mb": (75, float("inf"), False, True),
+    "num_cpus": (0.01, float("inf"), False, True),
+}
 
 
 @dataclass(frozen=True)
@@ -92,6 +105,21 @@ class Settings:
         "JD_PUBLIC_URL: base URL clients use to reach the endpoints, when it differs from "
         "http://JD_HTTP_HOST:JD_HTTP_PORT (a proxy, a remote cluster).",
     )
+
+    def __post_init__(self) -> None:
+        """A setting that must be a number and is not fails here, in one line."""
+        for name, (low, high, whole, optional) in _NUMBERS.items():
+            value = getattr(self, name)
+            if optional and value == "":
+                continue
+            try:
+                number = int(value) if whole else float(value)
+            except ValueError:
+                number = None
+            if number is None or not low <= number <= high:
+                kind = "a whole number" if whole else "a number"
+                span = f"at least {low:g}" if high == float("inf") else f"from {low:g} to {high:g}"
+                raise ClusterError(f"{env_var(name)} must be {kind} {span}, got {value!r}")
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:

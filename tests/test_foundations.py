@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -11,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from jupyter_deploy.errors import InvalidSpecError
+from jupyter_deploy import cli
+from jupyter_deploy.errors import ClusterError, InvalidSpecError
 from jupyter_deploy.settings import Settings, describe
 from jupyter_deploy.spec import Autoscaling, DeploymentSpec, Resources, name_from_variable
 
@@ -42,6 +44,24 @@ def test_settings_from_env_and_docs() -> None:
     assert Settings.from_env({}).http_host == "127.0.0.1"
     variables = [v for v, _, _ in describe()]
     assert "RAY_ADDRESS" in variables and "JD_HTTP_PORT" in variables
+
+
+def test_a_setting_that_must_be_a_number_fails_in_one_line(monkeypatch: Any, capsys: Any) -> None:
+    for var, value, said in [
+        ("JD_RAY_PORT", "", "JD_RAY_PORT must be a whole number from 1 to 65533, got ''"),
+        ("JD_HTTP_PORT", "80a", "JD_HTTP_PORT must be a whole number from 1 to 65535"),
+        ("JD_START_TIMEOUT", "0", "JD_START_TIMEOUT must be a number from 1 to 86400"),
+        ("JD_OBJECT_STORE_MB", "10", "JD_OBJECT_STORE_MB must be a number at least 75"),
+        ("JD_NUM_CPUS", "x", "JD_NUM_CPUS must be a number at least 0.01, got 'x'"),
+    ]:
+        with pytest.raises(ClusterError, match=re.escape(said)):
+            Settings.from_env({var: value})
+    assert Settings.from_env({"JD_OBJECT_STORE_MB": "", "JD_NUM_CPUS": "0.5"}).num_cpus == "0.5"
+    # What a user sees: one line on stderr, no traceback.
+    monkeypatch.setenv("JD_RAY_PORT", "")
+    assert cli.main(["cluster", "status"]) != 0
+    err = capsys.readouterr().err
+    assert err == "error: JD_RAY_PORT must be a whole number from 1 to 65533, got ''\n"
 
 
 def test_import_is_light() -> None:
