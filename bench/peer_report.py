@@ -89,7 +89,9 @@ def write_report(out: Path, load: list[dict[str, Any]], meta: dict[str, Any]) ->
     if "mlserver" in meta:
         lines += ["", f"MLServer: {meta['mlserver']}"]
     for idle in meta.get("after_idle", ()):  # bench/peers.py --idle
-        lines += ["", f"After {idle['idle_s']:.0f} s idle ({idle['model']}, first: "
+        woke = idle.get("wake")
+        wake = f"woken by {woke['server']} ({woke['ms']:.2f} ms), " if woke else ""
+        lines += ["", f"After {idle['idle_s']:.0f} s idle ({idle['model']}, {wake}first: "
                   f"{' then '.join(idle['order'])}): " + "; ".join(
                       f"{k} first {idle[k]['first_ms']:.2f} ms, next 20 median "
                       f"{idle[k]['steady_median_ms']:.2f} ms" for k in idle["order"])]  # fmt: skip

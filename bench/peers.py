@@ -4,7 +4,8 @@
 [--models forest] [--idle 65 [--idle-repeats 2]]``
 
 Servers, each given both cores: ours (2 replicas, auth and monitoring on, HAProxy
-ingress, on the cluster of ``JD_RAY_PORT``/``JD_HTTP_PORT``), ``bentoml serve`` of the
+ingress, on a cluster of its own: ports 6900/8900 unless ``JD_RAY_PORT``/``JD_HTTP_PORT``
+say otherwise, a fresh home, stopped at the end), ``bentoml serve`` of the
 very Bento ours built with 1 and with 2 workers, the ten-line FastAPI app under
 ``uvicorn --workers 2`` (``peer_apps.py``), the bare ASGI floor (2 workers, no model), and
 with ``--mlserver`` MLServer 1.7's scikit-learn runtime (2 workers; a venv of its own is
@@ -33,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import ours
 import peer_mlserver
 from bento_ref import BentoServer, stop_group
+from isolated import own_cluster
 from loadgen import post_json, require_wrk, run_wrk
 from peer_models import MODELS, expected, fit, records, records_body
 from peer_report import write_report
@@ -112,6 +114,7 @@ def main() -> None:
     rounds, seconds = a.rounds or (1 if a.smoke else 3), a.seconds or (1.0 if a.smoke else 2.0)
     a.out.mkdir(parents=True, exist_ok=True)
     began = time.monotonic()
+    home = own_cluster("peers", 6900, 8900, "36000-36499")
     api, why = ours.load_api()
     if api is None:
         raise SystemExit(why)
@@ -172,8 +175,11 @@ def main() -> None:
         load = _rounds(peers, rounds, seconds, warmup=not a.smoke)
         if a.idle:
             # The bare floor too: what any Python server pays after a pause, doing nothing.
-            probed = [p for p in peers if p.label in ("ours", "fastapi_2w", "bare_asgi_2w")]
-            extra["after_idle"] = [_after_idle(probed[:: 1 if i % 2 == 0 else -1], a.idle)
+            first = a.models[0]
+            probed = [p for p in peers if p.label == "bare_asgi_2w"
+                      or (p.model == first and p.label in ("ours", "fastapi_2w"))]  # fmt: skip
+            wake = next((p for p in peers if p.label == "bentoml_2w"), None)
+            extra["after_idle"] = [_after_idle(probed[:: 1 if i % 2 == 0 else -1], a.idle, wake)
                                    for i in range(a.idle_repeats)]  # fmt: skip
             log(f"after {a.idle:.0f} s idle: {extra['after_idle']}")
     finally:
@@ -181,6 +187,8 @@ def main() -> None:
             _quietly(s.stop)
         for d in deployed:
             _quietly(d.handle.delete)
+        _quietly(api.stop_cluster)
+        home.cleanup()
     meta = {"rounds": rounds, "seconds": seconds, "wall_s": time.monotonic() - began,
             "load_average_at_end": os.getloadavg(), "started": time.strftime("%F %T")}  # fmt: skip
     md = write_report(a.out, load, {**extra, **meta})
@@ -209,12 +217,15 @@ def _rounds(peers: list[Peer], rounds: int, seconds: float, warmup: bool) -> lis
     return out
 
 
-def _after_idle(pair: list[Peer], idle_s: float) -> dict[str, Any]:
+def _after_idle(pair: list[Peer], idle_s: float, wake: Peer | None) -> dict[str, Any]:
     """Milliseconds of each server's first request after ``idle_s`` idle, against its next
     20, for ours, FastAPI and the bare floor after the same pause (first requests in
     ``pair``'s order).
 
-    Each request on a new connection, as a client that comes back after a pause does.
+    Each request on a new connection, as a client that comes back after a pause does. The
+    client and the machine wake up too: whichever server came first paid for that (the
+    bare floor, which does nothing, took 2.5-2.7x its steady time when first, 1.4-1.8x
+    when last). So one request to ``wake``, a server not measured, goes first.
     """
     import http.client
     from urllib.parse import urlsplit
@@ -235,9 +246,11 @@ def _after_idle(pair: list[Peer], idle_s: float) -> dict[str, Any]:
         return elapsed
 
     time.sleep(idle_s)
+    woke = once(wake) if wake is not None else None
     first = {p.label: once(p) for p in pair}
     out: dict[str, Any] = {"idle_s": idle_s, "order": [p.label for p in pair],
-                           "model": pair[0].model}  # fmt: skip
+                           "model": pair[0].model if pair[0].read else pair[-1].model,
+                           "wake": wake and {"server": wake.label, "ms": woke}}  # fmt: skip
     for p in pair:
         steady = sorted(once(p) for _ in range(20))
         out[p.label] = {"first_ms": first[p.label], "steady_median_ms": steady[10]}
