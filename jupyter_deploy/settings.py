@@ -24,7 +24,7 @@ _NUMBERS: dict[str, tuple[float, float, bool, bool]] = {
     "start_timeout": (1, 86400, False, False),
     "deploy_timeout": (1, 86400, False, False),
     "object_store_mb": (75, float("inf"), False, True),
-    "num_cpus": (0.01, float("inf"), False, True),
+    "num_cpus": (1, float("inf"), True, True),  # ray start takes a whole number
 }
 
 

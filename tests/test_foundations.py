@@ -52,11 +52,11 @@ def test_a_setting_that_must_be_a_number_fails_in_one_line(monkeypatch: Any, cap
         ("JD_HTTP_PORT", "80a", "JD_HTTP_PORT must be a whole number from 1 to 65535"),
         ("JD_START_TIMEOUT", "0", "JD_START_TIMEOUT must be a number from 1 to 86400"),
         ("JD_OBJECT_STORE_MB", "10", "JD_OBJECT_STORE_MB must be a number at least 75"),
-        ("JD_NUM_CPUS", "x", "JD_NUM_CPUS must be a number at least 0.01, got 'x'"),
+        ("JD_NUM_CPUS", "0.5", "JD_NUM_CPUS must be a whole number at least 1, got '0.5'"),
     ]:
         with pytest.raises(ClusterError, match=re.escape(said)):
             Settings.from_env({var: value})
-    assert Settings.from_env({"JD_OBJECT_STORE_MB": "", "JD_NUM_CPUS": "0.5"}).num_cpus == "0.5"
+    assert Settings.from_env({"JD_OBJECT_STORE_MB": "", "JD_NUM_CPUS": "3"}).cpus() == 3.0
     # What a user sees: one line on stderr, no traceback.
     monkeypatch.setenv("JD_RAY_PORT", "")
     assert cli.main(["cluster", "status"]) != 0

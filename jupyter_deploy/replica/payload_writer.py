@@ -151,10 +151,11 @@ class PayloadWriter:
                     by_day.setdefault(day, []).append(text)
             except Exception as err:
                 errors.append(err)
-        self.dropped += len(errors)
-        self.dropped_total += len(errors)
-        _log.warning("could not encode %d payload records; dropped", len(errors),
-                     exc_info=errors[0] if errors else None)  # fmt: skip
+        if errors:
+            self.dropped += len(errors)
+            self.dropped_total += len(errors)
+            _log.warning("could not encode %d payload records; dropped", len(errors),
+                         exc_info=errors[0])  # fmt: skip
         return {day: "".join(texts) for day, texts in by_day.items()}, len(batch) - len(errors)
 
     def _record(self, logged: tuple[Any, ...]) -> PayloadRecord:
